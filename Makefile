@@ -1,0 +1,85 @@
+# One vocabulary of tasks: humans, hooks and CI call these targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := 3.11
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+AIRFLOW_VENV := .venv-airflow
+CHECKOV_VENV := .venv-checkov
+PY := $(VENV)/bin/python
+AIRFLOW_PY := $(AIRFLOW_VENV)/bin/python
+
+.PHONY: help setup lock demo test test-fast lint format validate airflow bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# --- environments -----------------------------------------------------------------------------
+.tools/bin/uv:
+	python3 -m pip install --quiet --target .tools/uv "uv==$(UV_VERSION)"
+	mkdir -p .tools/bin && ln -sf ../uv/bin/uv .tools/bin/uv
+
+$(VENV)/.synced: requirements/dev.txt pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
+	touch $@
+
+$(AIRFLOW_VENV)/.synced: requirements/airflow-dev.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(AIRFLOW_VENV)
+	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip sync --quiet requirements/airflow-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/.synced: requirements/checkov.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip sync --quiet requirements/checkov.txt
+	touch $@
+
+node_modules/.synced: package-lock.json
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: the bats tests will use a system bats if there is one"; fi
+	mkdir -p node_modules && touch $@
+
+setup: $(VENV)/.synced $(AIRFLOW_VENV)/.synced $(CHECKOV_VENV)/.synced node_modules/.synced ## create the environments from the locks
+
+lock: | $(UV) ## re-resolve every lock file from its .in file (needs PyPI)
+	for env in dev airflow airflow-dev checkov; do \
+	  $(UV) pip compile --quiet --python-version $(PYTHON_VERSION) requirements/$$env.in -o requirements/$$env.txt; \
+	done
+	for dir in images/*/; do \
+	  if [ -f $$dir/requirements.in ]; then \
+	    $(UV) pip compile --quiet --python-version $(PYTHON_VERSION) $$dir/requirements.in -o $$dir/requirements.txt; \
+	  fi; \
+	done
+
+# --- the two commands ---------------------------------------------------------------------------
+demo: setup ## run the pipeline on embedded defaults (local processes only)
+	$(PY) scripts/demo_fetch.py
+
+test: setup lint ## every test: unit, integration (Postgres, SeaweedFS, MLflow, simulator), DAG, cluster
+	$(PY) -m pytest tests --ignore=tests/dags --ignore=tests/cluster
+	@if [ -d tests/dags ]; then $(AIRFLOW_PY) -m pytest tests/dags; fi
+	@if [ -x cluster/validate.sh ]; then cluster/validate.sh; fi
+
+test-fast: setup ## the unit tests only
+	$(PY) -m pytest tests -m "not slow" --ignore=tests/dags --ignore=tests/cluster --ignore=tests/e2e
+
+lint: setup ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+validate: setup ## render and schema-check every manifest, values file and script
+	cluster/validate.sh
+
+bench: setup ## the benchmarks (on demand; results go to bench/README.md)
+	$(PY) bench/fetch_full_scale.py
+
+clean: ## remove local state (var/), keeping the environments
+	rm -rf var mlruns mlartifacts

@@ -1,0 +1,37 @@
+"""Settings of the data API simulator, from ``DATA_API_*`` environment variables.
+
+Nothing happens at import. Build :class:`Settings` directly (tests) or let the CLI build it
+(flags override the environment).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FaultMode = Literal["none", "error500", "timeout", "malformed"]
+
+
+class Settings(BaseSettings):
+    """Everything the simulator reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DATA_API_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8090, ge=0, le=65535)
+    seed: int = Field(42, ge=0, description="same seed + group + day + batch = same bytes")
+    scale: float = Field(1.0, gt=0, description="rows per batch = max(1, round(base * scale))")
+    min_interval_seconds: float = Field(
+        0.0, ge=0, description="a cursor advances at most once per interval (course: 300)"
+    )
+    cache_batches: int = Field(2, ge=0, description="encoded batches kept in memory (LRU)")
+
+    fault_mode: FaultMode = "none"
+    fault_rate: float = Field(0.0, ge=0, le=1, description="share of /data requests that fail")
+    fault_first_n: int = Field(0, ge=0, description="the first N /data requests fail")
+    fault_timeout_seconds: float = Field(30.0, ge=0, description="sleep of a 'timeout' fault")
+
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"

@@ -1,0 +1,73 @@
+"""What every task's command line shares: arguments into a strict model, logs, XCom, exit code.
+
+A task module defines a frozen pydantic ``Inputs`` model and a ``run(inputs, settings)``
+function returning its small result dict; :func:`run_task` does the rest. ``--schema`` prints
+the inputs' JSON schema. Exit code 0 on success (an "exhausted" or "skipped" outcome is a
+success), 1 with a one-line reason on stderr when the task failed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tasks.logs import configure_logging, get_logger
+from tasks.settings import TaskSettings, get_settings
+from tasks.xcom import write_result
+
+
+class TaskInputs(BaseModel):
+    """Base of every task's inputs: immutable, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _parser(name: str, inputs: type[TaskInputs], doc: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m tasks.{name}", description=doc)
+    parser.add_argument("--schema", action="store_true", help="print the inputs' JSON schema")
+    for field_name, field in inputs.model_fields.items():
+        flag = "--" + field_name.replace("_", "-")
+        parser.add_argument(flag, dest=field_name, default=None, help=field.description)
+    return parser
+
+
+def run_task(
+    name: str,
+    inputs_model: type[TaskInputs],
+    run: Callable[[TaskInputs, TaskSettings], dict[str, Any]],
+    argv: Sequence[str] | None,
+    *,
+    summary: Callable[[dict[str, Any]], str],
+    doc: str | None = None,
+) -> int:
+    args = _parser(name, inputs_model, doc).parse_args(argv)
+    if args.schema:
+        print(json.dumps(inputs_model.model_json_schema(), indent=2))
+        return 0
+    given = {k: v for k, v in vars(args).items() if k != "schema" and v is not None}
+    try:
+        settings = get_settings()
+        inputs = inputs_model.model_validate(given)
+    except ValidationError as exc:
+        print(f"tasks.{name}: invalid input or setting:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger(f"tasks.{name}")
+    started = time.perf_counter()
+    try:
+        result = run(inputs, settings)
+    except Exception as exc:
+        log.error(f"{name}.failed", error=str(exc), error_type=type(exc).__name__)
+        print(f"tasks.{name} failed: {exc}", file=sys.stderr)
+        return 1
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    write_result(settings.xcom_return_path, result)
+    log.info(f"{name}.done", **{k: v for k, v in result.items() if not isinstance(v, dict | list)})
+    print(summary(result))
+    return 0

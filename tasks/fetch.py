@@ -1,0 +1,143 @@
+"""Fetch the next batch of the data API into the raw zone, and record it in the ledger.
+
+``python -m tasks.fetch [--group-number N] [--day D]`` (defaults from GROUP_NUMBER, DAY).
+
+Outcomes (the XCom result's ``status``):
+- ``stored``: a new batch is in the raw zone (immutable Parquet, key names group, day, batch
+  number and content hash) and in the ledger;
+- ``duplicate``: the ledger already holds this batch with the same content: nothing written;
+- ``exhausted``: the API has served every batch of (group, day); downstream steps skip.
+Failures exit 1 with a reason and leave no partial object and no ledger row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
+
+from tasks.api_client import Exhausted, RetryPolicy, ServedBatch, fetch_batch
+from tasks.cli import TaskInputs, run_task
+from tasks.ledger import Batch, Ledger
+from tasks.logs import get_logger
+from tasks.settings import TaskSettings
+from tasks.storage import ObjectStore, open_store
+
+log = get_logger(__name__)
+_DAY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class FetchInputs(TaskInputs):
+    group_number: int | None = Field(None, ge=1, le=10, description="default: GROUP_NUMBER")
+    day: str | None = Field(None, description="default: DAY")
+
+    @field_validator("day")
+    @classmethod
+    def _day_is_a_key_segment(cls, value: str | None) -> str | None:
+        if value is not None and not _DAY.match(value):
+            raise ValueError("day must be 1-32 letters, digits, '_' or '-'")
+        return value
+
+
+def raw_key(group_number: int, day: str, batch_number: int, sha256: str) -> str:
+    """Where a raw batch lives: group, day, batch number, and its content hash."""
+    return f"raw/group={group_number}/day={day}/batch={batch_number:04d}-{sha256[:16]}.parquet"
+
+
+def to_parquet(table: pa.Table) -> bytes:
+    """Deterministic Parquet bytes for ``table`` (same table, same pyarrow: same bytes)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", row_group_size=128 * 1024)
+    return sink.getvalue()
+
+
+def store_batch(served: ServedBatch, store: ObjectStore, ledger: Ledger) -> tuple[Batch, str]:
+    """Write the batch immutably and record it; returns (ledger row, stored|duplicate)."""
+    data = to_parquet(served.coerced.table)
+    sha256 = hashlib.sha256(data).hexdigest()
+    key = raw_key(served.group_number, served.day, served.batch_number, sha256)
+    existing = ledger.find_batch(served.group_number, served.day, served.batch_number)
+    if existing is not None and existing.sha256 == sha256 and store.exists(existing.raw_key):
+        return existing, "duplicate"
+    if not store.exists(key):
+        store.put_bytes(key, data, content_type="application/vnd.apache.parquet")
+    row, created = ledger.record_batch(
+        Batch(
+            group_number=served.group_number,
+            day=served.day,
+            batch_number=served.batch_number,
+            sha256=sha256,
+            raw_key=key,
+            rows=served.rows,
+            bytes=len(data),
+            schema_problems=served.coerced.problems,
+            status="raw",
+        )
+    )
+    return row, "stored" if created else "duplicate"
+
+
+def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
+    group_number = inputs.group_number or settings.group_number
+    day = inputs.day or settings.day
+    if not _DAY.match(day):
+        raise ValueError(f"DAY={day!r}: must be 1-32 letters, digits, '_' or '-'")
+    ledger = Ledger.open(settings.ledger_url)
+    store = open_store(settings.storage_url, settings)
+    timeout = httpx.Timeout(
+        settings.fetch_timeout_seconds, connect=settings.fetch_connect_timeout_seconds
+    )
+    retry = RetryPolicy(
+        settings.fetch_attempts,
+        settings.fetch_backoff_initial_seconds,
+        settings.fetch_backoff_max_seconds,
+    )
+    outcome = fetch_batch(settings.data_api_url, group_number, day, timeout=timeout, retry=retry)
+    base = {"group_number": group_number, "day": day}
+    if isinstance(outcome, Exhausted):
+        ledger.mark_exhausted(group_number, day)
+        return {**base, "status": "exhausted", "detail": outcome.detail}
+    batch, status = store_batch(outcome, store, ledger)
+    if outcome.coerced.problems:
+        log.warning("fetch.schema_problems", batch_id=batch.id, problems=outcome.coerced.problems)
+    return {
+        **base,
+        "status": status,
+        "batch_id": batch.id,
+        "batch_number": batch.batch_number,
+        "raw_key": batch.raw_key,
+        "raw_uri": store.uri(batch.raw_key),
+        "rows": batch.rows,
+        "bytes": batch.bytes,
+        "sha256": batch.sha256,
+        "payload_bytes": outcome.payload_bytes,
+        "attempts": outcome.attempts,
+        "schema_problems": outcome.coerced.problems,
+        "nulled_values": outcome.coerced.nulled,
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    if result["status"] == "exhausted":
+        return f"fetch: group {result['group_number']} day {result['day']}: exhausted"
+    return (
+        f"fetch: {result['status']} batch {result['batch_number']} "
+        f"({result['rows']:,} rows, {result['bytes']:,} bytes, sha256 {result['sha256'][:12]}) "
+        f"-> {result['raw_uri']}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_task("fetch", FetchInputs, run, argv, summary=summary, doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

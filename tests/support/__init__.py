@@ -1,0 +1,1 @@
+"""Real services for tests: SeaweedFS, PostgreSQL databases, an MLflow server, the data API."""

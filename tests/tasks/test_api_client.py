@@ -1,0 +1,69 @@
+"""Parsing /data bodies: the contract's shape is enforced, and the message names the problem."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tasks.api_client import ResponseShapeError, TransientApiError, _check_header, parse_body
+from tests.tasks.test_schema import record
+
+
+def parse(payload) -> tuple[dict, object]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return parse_body(io.BytesIO(body))
+
+
+def test_a_good_body_gives_header_and_table():
+    header, coerced = parse(
+        {"group_number": 1, "day": "Tuesday", "batch_number": 2, "data": [record(), record()]}
+    )
+    assert header == {"group_number": 1, "day": "Tuesday", "batch_number": 2}
+    assert coerced.table.num_rows == 2
+
+
+def test_header_after_data_is_still_found():
+    header, coerced = parse({"data": [record()], "batch_number": 3, "group_number": 1})
+    assert header["batch_number"] == 3
+    assert coerced.table.num_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([record()], "the body is a JSON array, not an object"),
+        ({"group_number": 1, "batch_number": 1}, "no 'data' field"),
+        ({"group_number": 1, "batch_number": 1, "data": {"a": 1}}, "'data' is a JSON object"),
+        ({"group_number": 1, "batch_number": 1, "data": "rows"}, "'data' is a JSON string"),
+        (
+            {"group_number": 1, "batch_number": 1, "data": [record(), 7]},
+            "record 1 is a JSON number",
+        ),
+    ],
+)
+def test_wrong_shapes_are_named(payload, message):
+    with pytest.raises(ResponseShapeError, match=message):
+        parse(payload)
+
+
+def test_a_truncated_body_is_transient():
+    good = json.dumps({"group_number": 1, "batch_number": 1, "data": [record()] * 5}).encode()
+    with pytest.raises(TransientApiError, match="not valid JSON"):
+        parse(good[: len(good) // 2])
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({"group_number": 1}, "lacks batch_number"),
+        ({"group_number": 1, "batch_number": "one"}, "expected a positive integer"),
+        ({"group_number": 1, "batch_number": 0}, "expected a positive integer"),
+        ({"group_number": 2, "batch_number": 1}, "asked for group 1, the API served group 2"),
+        ({"group_number": 1, "batch_number": 1, "day": "Friday"}, "served day 'Friday'"),
+    ],
+)
+def test_header_checks(header, message):
+    with pytest.raises(ResponseShapeError, match=message):
+        _check_header(header, 1, "Tuesday")
