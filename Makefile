@@ -49,10 +49,9 @@ lock: | $(UV) ## re-resolve every lock file from its .in file (needs PyPI)
 	for env in dev airflow airflow-dev checkov; do \
 	  $(UV) pip compile --quiet --python-version $(PYTHON_VERSION) requirements/$$env.in -o requirements/$$env.txt; \
 	done
-	for dir in images/*/; do \
-	  if [ -f $$dir/requirements.in ]; then \
-	    $(UV) pip compile --quiet --python-version $(PYTHON_VERSION) $$dir/requirements.in -o $$dir/requirements.txt; \
-	  fi; \
+	for in in images/*/requirements*.in; do \
+	  (cd $$(dirname $$in) && $(UV) pip compile --quiet --python-version $(PYTHON_VERSION) \
+	    $$(basename $$in) -o $$(basename $$in .in).txt); \
 	done
 
 # --- the two commands ---------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Render and schema-check everything the cluster side ships, offline (no cluster, no
+# network): the one entry point for `make validate`, `make test` and CI.
+#
+#   1. yamllint           cluster/, helm-values/, .github/workflows/
+#   2. schemas            every manifest file and every rendered overlay against the
+#                         Kubernetes schemas of the pinned K3s minor (strict) and the CRD
+#                         schemas; helm values against the charts' values schemas
+#   3. resource budget    requests of everything fit a 4 vCPU / 16 GiB single node
+#   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
+#   5. shellcheck         every script
+#   6. bats               the bootstrap scripts in dry-run mode, all three topologies
+#   7. pytest             tests/cluster (preflight, manifests, values, resources, docs)
+#
+# Schemas: ${SHARED_DIR:-<repo>/../shared}/schemas. Tools: PYTHON, CHECKOV, SHELLCHECK,
+# BATS override the defaults below. Exit status: non-zero if any step fails.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${REPO}"
+export SHARED_DIR="${SHARED_DIR:-${REPO}/../shared}"
+
+pick() { # pick VAR default fallback-on-PATH
+  local current="$1" default="$2" fallback="$3"
+  if [[ -n "${current}" ]]; then printf '%s' "${current}"
+  elif [[ -x "${default}" ]]; then printf '%s' "${default}"
+  else command -v "${fallback}" || true
+  fi
+}
+PYTHON="$(pick "${PYTHON:-}" "${REPO}/.venv/bin/python" python3)"
+CHECKOV="$(pick "${CHECKOV:-}" "${REPO}/.venv-checkov/bin/checkov" checkov)"
+SHELLCHECK="$(pick "${SHELLCHECK:-}" "${REPO}/.venv/bin/shellcheck" shellcheck)"
+BATS="$(pick "${BATS:-}" "${REPO}/node_modules/bats/bin/bats" bats)"
+YAMLLINT="$(pick "${YAMLLINT:-}" "${REPO}/.venv/bin/yamllint" yamllint)"
+
+FAILED=()
+step() {
+  local name="$1" start
+  shift
+  printf '\n=== %s\n' "${name}"
+  start=${SECONDS}
+  if "$@"; then
+    printf -- '--- %s: ok (%ss)\n' "${name}" $((SECONDS - start))
+  else
+    printf -- '--- %s: FAILED (%ss)\n' "${name}" $((SECONDS - start))
+    FAILED+=("${name}")
+  fi
+}
+need() { [[ -n "$1" ]] || { echo "missing tool: $2" >&2; return 1; }; }
+
+[[ -d "${SHARED_DIR}/schemas" ]] || { echo "schemas not found: ${SHARED_DIR}/schemas (set SHARED_DIR)" >&2; exit 1; }
+
+YAML_DIRS=(cluster helm-values .yamllint.yaml)
+[[ -d .github/workflows ]] && YAML_DIRS+=(.github/workflows)
+run_yamllint() { need "${YAMLLINT}" yamllint && "${YAMLLINT}" -c .yamllint.yaml "${YAML_DIRS[@]}"; }
+run_checkov() { need "${CHECKOV}" checkov && (cd cluster && BC_SKIP_MAPPING=TRUE "${CHECKOV}" --config-file .checkov.yaml -d .); }
+run_shellcheck() {
+  need "${SHELLCHECK}" shellcheck &&
+    "${SHELLCHECK}" -x cluster/bootstrap/*.sh cluster/secrets/*.sh cluster/validate.sh tests/cluster/bats/helpers.bash
+}
+run_bats() { need "${BATS}" bats && "${BATS}" tests/cluster/bats; }
+
+step "yamllint" run_yamllint
+step "schemas (kubernetes-validate, CRDs, helm values)" "${PYTHON}" cluster/tools/validate_manifests.py --quiet
+step "resource budget (single node)" "${PYTHON}" cluster/tools/resources.py --check
+step "checkov" run_checkov
+step "shellcheck" run_shellcheck
+step "bats (dry runs, three topologies)" run_bats
+step "pytest tests/cluster" "${PYTHON}" -m pytest -q -p no:cacheprovider tests/cluster
+
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+  printf '\nFAILED: %s\n' "${FAILED[*]}"
+  exit 1
+fi
+printf '\nAll cluster checks passed.\n'

@@ -1,0 +1,299 @@
+"""Every manifest and rendered overlay validates; the validator catches broken ones;
+the GitOps tree follows the rules of the issue (images, probes, security, waves)."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+from cluster_helpers import CLUSTER, HELM_VALUES, REPO, SCHEMAS, load_tool
+
+vm = load_tool("validate_manifests")
+render = vm.render
+TOPOLOGIES = ("single-node", "two-node", "three-node")
+SHA_TAG = re.compile(r"^docker\.io/realtor-mlops/[a-z-]+:[0-9a-f]{40}$")
+
+pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason="shared schemas not found")
+
+
+@pytest.fixture(scope="module")
+def reports():
+    return vm.validate_manifests()
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return {str(d.relative_to(CLUSTER)): render.render(d) for d in vm.overlay_dirs()}
+
+
+def test_schema_version_matches_pinned_k3s_minor():
+    env = (CLUSTER / "bootstrap/versions.env").read_text()
+    k3s = re.search(r'^K3S_VERSION="v(\d+\.\d+)\.\d+\+k3s\d+"', env, re.M).group(1)
+    assert vm.k8s_version().startswith(k3s + ".")
+
+
+def test_every_manifest_file_is_valid(reports):
+    files, _ = reports
+    assert files.checked > 50
+    assert files.errors == []
+
+
+def test_every_rendered_overlay_is_valid(reports):
+    _, rendered_report = reports
+    assert rendered_report.checked > 200
+    assert rendered_report.errors == []
+
+
+def test_every_app_has_three_topology_overlays():
+    for app in sorted(p for p in (CLUSTER / "apps").iterdir() if (p / "base").is_dir()):
+        for topo in TOPOLOGIES:
+            assert (app / "overlays" / topo / "kustomization.yaml").is_file(), (app, topo)
+        assert (app / "README.md").is_file() or (CLUSTER / "apps/README.md").is_file()
+
+
+def test_helm_values_are_valid():
+    report = vm.validate_helm_values()
+    assert report.errors == []
+    assert report.checked >= 12
+
+
+# --- negative tests: the validator must catch broken manifests ----------------------
+
+
+def _deployment():
+    docs = render.load_yaml_docs(CLUSTER / "apps/serving/base/serving.yaml")
+    return copy.deepcopy(next(d for d in docs if d["kind"] == "Deployment"))
+
+
+def test_validator_catches_unknown_and_mistyped_fields():
+    version = vm.k8s_version()
+    good = _deployment()
+    assert vm.validate_doc(good, version) == []
+    typo = copy.deepcopy(good)
+    typo["spec"]["replica"] = 1  # misspelt
+    assert vm.validate_doc(typo, version)
+    wrong_type = copy.deepcopy(good)
+    wrong_type["spec"]["replicas"] = "one"
+    assert vm.validate_doc(wrong_type, version)
+    no_image = copy.deepcopy(good)
+    del no_image["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert vm.validate_doc(no_image, version)
+
+
+def test_validator_catches_broken_custom_resources():
+    version = vm.k8s_version()
+    pool = render.load_yaml_docs(CLUSTER / "apps/metallb/base/ip-pool.yaml")[0]
+    assert vm.validate_doc(pool, version) == []
+    bad = copy.deepcopy(pool)
+    bad["spec"]["addresses"] = "10.43.100.95-10.43.100.99"  # must be a list
+    assert vm.validate_doc(bad, version)
+    pg = next(
+        d
+        for d in render.load_yaml_docs(CLUSTER / "apps/postgres/base/cluster.yaml")
+        if d["kind"] == "Cluster"
+    )
+    bad_pg = copy.deepcopy(pg)
+    bad_pg["spec"]["instances"] = "three"
+    assert vm.validate_doc(bad_pg, version)
+    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}}
+    assert vm.validate_doc(unknown, version)  # no schema -> error, never silently passed
+
+
+def test_broken_file_fails_the_whole_run(tmp_path, monkeypatch):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports: 80\n")
+    monkeypatch.setattr(vm, "manifest_files", lambda: [broken])
+    monkeypatch.setattr(vm, "overlay_dirs", lambda: [])
+    monkeypatch.setattr(vm, "REPO", tmp_path)
+    files, _ = vm.validate_manifests()
+    assert files.errors
+    assert "Service/x" in files.errors[0]
+
+
+def test_renderer_rejects_unsupported_kustomize_fields(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nreplacements: []\n")
+    with pytest.raises(render.RenderError):
+        render.render(tmp_path)
+
+
+# --- rules of the issue, on the rendered single-node tree ---------------------------------
+
+
+def _workloads(rendered, topo="single-node"):
+    for key, docs in rendered.items():
+        if key.endswith("/" + topo):
+            for doc in docs:
+                if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+                    yield key, doc
+
+
+def test_our_workloads_have_resources_probes_and_restricted_context(rendered):
+    seen = 0
+    for key, doc in _workloads(rendered):
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, key
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", key
+        assert pod.get("automountServiceAccountToken") is False, key
+        for c in pod["containers"]:
+            seen += 1
+            assert {"requests", "limits"} <= set(c["resources"]), key
+            assert {"cpu", "memory"} <= set(c["resources"]["limits"]), key
+            assert "livenessProbe" in c, key
+            assert "readinessProbe" in c, key
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+    assert seen == 4  # mlflow, data-api, serving, ui
+
+
+@pytest.mark.parametrize("topo", TOPOLOGIES)
+def test_images_are_pinned_to_a_commit_sha_never_latest(rendered, topo):
+    for _key, doc in _workloads(rendered, topo):
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            if "realtor-mlops" in c["image"]:
+                assert SHA_TAG.match(c["image"]), c["image"]
+            assert not c["image"].endswith(":latest")
+    for path in list(CLUSTER.rglob("*.yaml")) + list(HELM_VALUES.rglob("*.yaml")):
+        assert ":latest" not in path.read_text(), path
+
+
+def test_ports_of_the_apps(rendered):
+    ports = {}
+    for _, doc in _workloads(rendered):
+        c = doc["spec"]["template"]["spec"]["containers"][0]
+        ports[doc["metadata"]["name"]] = c["ports"][0]["containerPort"]
+    assert ports == {"data-api": 8090, "serving": 8000, "ui": 8501, "mlflow": 5000}
+
+
+def test_namespaces_carry_pod_security_labels_and_reasons(rendered):
+    ours = {"data", "storage", "mlflow", "pipeline", "apps"}
+    for doc in rendered["apps/namespaces/overlays/single-node"]:
+        if doc["kind"] != "Namespace":
+            continue
+        labels = doc["metadata"]["labels"]
+        level = labels["pod-security.kubernetes.io/enforce"]
+        assert level in ("restricted", "baseline", "privileged")
+        assert doc["metadata"]["annotations"]["realtor-mlops/pod-security-reason"]
+        if doc["metadata"]["name"] in ours:
+            assert level == "restricted"
+
+
+def test_default_deny_in_every_namespace_of_ours(rendered):
+    docs = rendered["apps/namespaces/overlays/single-node"]
+    denied = {
+        d["metadata"]["namespace"]
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and d["metadata"]["name"] == "default-deny"
+        and d["spec"]["podSelector"] == {}
+        and set(d["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    }
+    assert denied == {"data", "storage", "mlflow", "airflow", "pipeline", "apps"}
+
+
+def test_storage_class_replicas_follow_the_topology(rendered):
+    expected = {
+        "single-node": ("longhorn-single", "1"),
+        "two-node": ("longhorn-two-replicas", "2"),
+        "three-node": ("longhorn-three-replicas", "3"),
+    }
+    for topo, (name, replicas) in expected.items():
+        (sc,) = [
+            d for d in rendered["apps/longhorn/overlays/" + topo] if d["kind"] == "StorageClass"
+        ]
+        assert sc["metadata"]["name"] == name
+        assert sc["parameters"]["numberOfReplicas"] == replicas
+        values = yaml.safe_load((HELM_VALUES / (f"longhorn/values-{topo}.yaml")).read_text())
+        assert values["persistence"]["defaultClassReplicaCount"] == int(replicas)
+
+
+def test_root_apps_point_at_their_topology(rendered):
+    waves = {}
+    for topo in TOPOLOGIES:
+        for app in rendered["apps/root/overlays/" + topo]:
+            waves[app["metadata"]["name"]] = int(
+                app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            )
+            text = yaml.safe_dump(app["spec"])
+            for other in set(TOPOLOGIES) - {topo}:
+                assert "overlays/" + other not in text, (topo, app["metadata"]["name"])
+                assert "values-" + other not in text, (topo, app["metadata"]["name"])
+            assert app["spec"]["project"] == "realtor"
+    # infrastructure before data before platform before apps
+    assert waves["metallb"] < waves["metallb-config"] < waves["seaweedfs"] < waves["postgres"]
+    assert waves["postgres"] < waves["mlflow"] <= waves["airflow"] < waves["serving"]
+    assert waves["cert-manager"] < waves["plugin-barman-cloud"] <= waves["postgres"]
+
+
+def test_root_bootstrap_apps_exist_for_each_topology():
+    for topo in TOPOLOGIES:
+        (app,) = render.load_yaml_docs(CLUSTER / "bootstrap/root" / (topo + ".yaml"))
+        assert app["spec"]["source"]["path"] == "cluster/apps/root/overlays/" + topo
+
+
+def test_chart_versions_are_pinned(rendered):
+    for app in rendered["apps/root/overlays/single-node"]:
+        for src in app["spec"].get("sources", []):
+            if "chart" in src:
+                assert re.match(r"^v?\d+\.\d+\.\d+$", src["targetRevision"]), src
+
+
+def test_ingress_hosts_are_nip_io_on_the_traefik_address(rendered):
+    hosts = set()
+    for docs in rendered.values():
+        for d in docs:
+            if d["kind"] == "IngressRoute":
+                hosts |= set(re.findall(r"Host\(`([^`]+)`\)", d["spec"]["routes"][0]["match"]))
+                assert d["spec"]["entryPoints"] == ["websecure"]
+                assert "tls" in d["spec"]
+    for name in ("airflow", "mlflow", "api", "ui", "grafana", "argocd", "traefik"):
+        assert name + ".10.43.100.95.nip.io" in hosts
+
+
+def test_image_updater_targets_serving_and_ui_with_sha_tags():
+    (iu,) = render.load_yaml_docs(CLUSTER / "apps/image-updater/base/image-updater.yaml")
+    assert iu["apiVersion"] == "argocd-image-updater.argoproj.io/v1alpha1"
+    allow = iu["spec"]["commonUpdateSettings"]["allowTags"]
+    assert allow.startswith("regexp:")
+    pattern = re.compile(allow[len("regexp:") :])
+    assert pattern.match("0123456789abcdef0123456789abcdef01234567")
+    assert not pattern.match("latest")
+    assert not pattern.match("v1.2.3")
+    assert iu["spec"]["writeBackConfig"]["method"].startswith("git")
+    assert {r["namePattern"] for r in iu["spec"]["applicationRefs"]} == {"serving", "ui"}
+
+
+def test_pipeline_namespace_has_runner_rbac_and_env(rendered):
+    docs = rendered["apps/pipeline/overlays/single-node"]
+    kinds = {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs}
+    assert ("ServiceAccount", "pipeline-runner", "pipeline") in kinds
+    assert ("Role", "pipeline-launcher", "pipeline") in kinds
+    assert ("ConfigMap", "pipeline-env", "pipeline") in kinds
+    assert ("ConfigMap", "pipeline-env", "airflow") in kinds
+    assert not any(d["kind"] == "Secret" for d in docs)  # pipeline-secrets is never committed
+
+
+def test_no_secret_values_committed():
+    for path in CLUSTER.rglob("*.yaml"):
+        for doc in render.load_yaml_docs(path):
+            if doc.get("kind") == "Secret":
+                assert "template" in path.name, path
+
+
+def test_dashboard_uses_the_serving_metrics():
+    text = (CLUSTER / "apps/monitoring/dashboards/realtor-serving.json").read_text()
+    for metric in (
+        "realtor_predictions_total",
+        "realtor_prediction_latency_seconds_bucket",
+        "realtor_model_version_info",
+    ):
+        assert metric in text
+
+
+def test_schemas_path_is_relative_to_the_repo():
+    text = (REPO / "cluster/validate.sh").read_text() + (
+        REPO / "cluster/tools/validate_manifests.py"
+    ).read_text()
+    assert "/work/" not in text
