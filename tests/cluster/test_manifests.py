@@ -297,3 +297,13 @@ def test_schemas_path_is_relative_to_the_repo():
         REPO / "cluster/tools/validate_manifests.py"
     ).read_text()
     assert "/work/" not in text
+
+
+def test_cluster_readme_lists_every_root_application_with_its_wave():
+    readme = (REPO / "cluster" / "README.md").read_text()
+    for path in sorted((REPO / "cluster/apps/root/base").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if not doc or doc.get("kind") != "Application":
+            continue
+        wave = doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+        assert f"| {wave} | {doc['metadata']['name']} |" in readme, path.name

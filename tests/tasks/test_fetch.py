@@ -179,7 +179,7 @@ def test_persistent_failure_fails_clearly_and_leaves_nothing(env, data_api, mode
 class FixedResponses(BaseHTTPRequestHandler):
     respond: Callable[[], tuple[int, bytes]]
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         status, body = self.server.respond()  # type: ignore[attr-defined]
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -268,7 +268,7 @@ def test_a_batch_with_schema_problems_is_stored_raw_with_them(crafted_api, local
 
 
 def test_different_content_for_a_recorded_batch_is_refused(crafted_api, local_env):
-    done, first = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=1.0))})
+    done, _ = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=1.0))})
     assert done.returncode == 0, done.stderr
     done, _ = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=2.0))})
     assert done.returncode == 1
