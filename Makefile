@@ -18,24 +18,26 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # --- environments -----------------------------------------------------------------------------
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on our machines), nothing else would
+# ever write .pyc files, and every task process would compile MLflow & co. from source again.
 .tools/bin/uv:
 	python3 -m pip install --quiet --target .tools/uv "uv==$(UV_VERSION)"
 	mkdir -p .tools/bin && ln -sf ../uv/bin/uv .tools/bin/uv
 
 $(VENV)/.synced: requirements/dev.txt pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --compile-bytecode requirements/dev.txt
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
 	touch $@
 
 $(AIRFLOW_VENV)/.synced: requirements/airflow-dev.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(AIRFLOW_VENV)
-	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip sync --quiet requirements/airflow-dev.txt
+	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip sync --quiet --compile-bytecode requirements/airflow-dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/.synced: requirements/checkov.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(CHECKOV_VENV)
-	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip sync --quiet requirements/checkov.txt
+	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip sync --quiet --compile-bytecode requirements/checkov.txt
 	touch $@
 
 node_modules/.synced: package-lock.json

@@ -1,0 +1,227 @@
+"""Promote the challenger this batch's training registered, if it beats the champion.
+
+``python -m tasks.promote --batch-id N``.
+
+The challenger (the version ``train`` registered for batch N) and the champion (the version
+with the alias ``production``, if any) are scored on the SAME rows: the holdout of the
+challenger's training batches, rebuilt with :mod:`tasks.holdout`. :func:`tasks.promotion_rule.decide`
+gives the verdict and its reasons. On promotion the alias ``production`` moves to the
+challenger and its stage becomes Production (older versions archived); either way the
+version gets tags (``promotion_reasons``, ``promoted``, ``promoted_at`` or ``evaluated_at``)
+and the ledger a ``promotions`` row.
+
+Concurrency: the alias is re-read just before it moves, inside :func:`promotion_lock`
+(an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite); if it changed since the
+evaluation the task fails and asks for a re-run (which evaluates against the new champion).
+Idempotent: a batch with a promotions row returns it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from tasks import evaluation, holdout, model, promotion_rule, registry
+from tasks.cli import TaskInputs, run_task
+from tasks.ledger import Ledger, Promotion, Training
+from tasks.logs import get_logger
+from tasks.settings import TaskSettings
+from tasks.storage import ObjectStore, open_store
+from tasks.training_ledger import (
+    CuratedBatch,
+    curated_batches_by_id,
+    find_promotion,
+    find_training,
+    latest_drift_decision,
+    promotion_lock,
+    read_curated,
+)
+
+log = get_logger(__name__)
+
+
+class PromoteInputs(TaskInputs):
+    batch_id: int = Field(..., ge=1, description="ledger id of the batch (fetch's XCom)")
+
+
+class PromotionRefusedError(RuntimeError):
+    """Nothing to promote for this batch, or the registry changed under the evaluation."""
+
+
+def load_holdout(store: ObjectStore, batches: Sequence[CuratedBatch], share: float) -> pd.DataFrame:
+    """The holdout rows of ``batches`` (priced rows only), exactly as ``train`` held them out."""
+    parts = []
+    for batch in batches:
+        frame = read_curated(store, batch)
+        priced = pd.to_numeric(frame["price"], errors="coerce")
+        frame = frame.loc[priced.notna() & (priced > 0)]
+        parts.append(frame.loc[holdout.holdout_mask(frame, share)])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def score_version(settings: TaskSettings, version: str, rows: pd.DataFrame) -> dict[str, float]:
+    """Metrics of one registered version on ``rows``, loaded the way serving loads it (pyfunc)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    loaded = mlflow.pyfunc.load_model(registry.model_uri(settings.model_name, version))
+    predictions = np.asarray(loaded.predict(model.feature_frame(rows)), dtype=np.float64)
+    return evaluation.regression_metrics(model.target(rows), predictions, rows["status"])
+
+
+def _result(promotion: Promotion, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "batch_id": promotion.batch_id,
+        "promotion_id": promotion.id,
+        "model_name": promotion.model_name,
+        "promoted": promotion.promoted,
+        "challenger_version": promotion.challenger_version,
+        "champion_version": promotion.champion_version,
+        "reasons": list(promotion.reasons or []),
+        "challenger_metrics": dict(promotion.challenger_metrics or {}),
+        "champion_metrics": dict(promotion.champion_metrics or {}),
+        **(extra or {}),
+    }
+
+
+def _required_training(ledger: Ledger, batch_id: int) -> Training:
+    training = find_training(ledger, batch_id)
+    if training is not None:
+        return training
+    decision = latest_drift_decision(ledger, batch_id)
+    if decision is None:
+        why = "it has no drift decision either"
+    else:
+        why = f"its drift decision is {decision.decision!r}: " + (
+            "; ".join(decision.reasons or []) or "no reasons recorded"
+        )
+    raise PromotionRefusedError(
+        f"batch {batch_id} has no training, so there is no challenger to promote ({why}); "
+        f"promote runs only after `python -m tasks.train --batch-id {batch_id}` succeeded"
+    )
+
+
+def run(inputs: PromoteInputs, settings: TaskSettings) -> dict[str, Any]:
+    ledger = Ledger.open(settings.ledger_url)
+    batch = ledger.get_batch(inputs.batch_id)
+    existing = find_promotion(ledger, batch.id)
+    if existing is not None:
+        log.info("promote.already_done", batch_id=batch.id, promoted=existing.promoted)
+        return _result(existing, {"status": "existing"})
+    training = _required_training(ledger, batch.id)
+    if training.model_name != settings.model_name:
+        raise PromotionRefusedError(
+            f"batch {batch.id} trained model {training.model_name!r} but MODEL_NAME is "
+            f"{settings.model_name!r}"
+        )
+    from threadpoolctl import threadpool_limits
+
+    # MLflow prints run URLs to stdout; stdout carries only the task's summary line
+    with threadpool_limits(limits=settings.train_threads or None), redirect_stdout(sys.stderr):
+        return _promote(ledger, settings, batch.id, training)
+
+
+def _promote(
+    ledger: Ledger, settings: TaskSettings, batch_id: int, training: Training
+) -> dict[str, Any]:
+    client = registry.client(settings.mlflow_tracking_uri)
+    name, challenger = settings.model_name, str(training.model_version)
+    registry.get_version(client, name, challenger)  # fails clearly if it is gone
+    share = float((training.metrics or {}).get("_holdout_share", settings.holdout_share))
+    champion = registry.alias_version(client, name)
+    log.info("promote.start", batch_id=batch_id, challenger=challenger, champion=champion)
+
+    challenger_metrics: dict[str, float] = {}
+    champion_metrics: dict[str, float] = {}
+    if champion == challenger:
+        promote = True
+        reasons = [f"v{challenger} already carries the alias production (an earlier run moved it)"]
+    else:
+        store = open_store(settings.storage_url, settings)
+        batches = curated_batches_by_id(ledger, list(training.training_batch_ids or []))
+        rows = load_holdout(store, batches, share)
+        log.info("promote.holdout", rows=len(rows), batches=[b.batch_id for b in batches])
+        challenger_metrics = score_version(settings, challenger, rows)
+        if champion is not None:
+            champion_metrics = score_version(settings, champion, rows)
+        promote, reasons = promotion_rule.decide(
+            challenger_metrics,
+            champion_metrics if champion is not None else None,
+            champion_version=champion,
+            min_mae_improvement=settings.promotion_min_mae_improvement,
+            max_rmse_regression=settings.promotion_max_rmse_regression,
+        )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with promotion_lock(ledger, name) as session:
+        recorded = find_promotion(session, batch_id)
+        if recorded is not None:  # a concurrent run for the same batch finished first
+            return _result(recorded, {"status": "existing"})
+        current = registry.alias_version(client, name)
+        if current != champion and current != challenger:
+            raise PromotionRefusedError(
+                f"the alias production moved from {_v(champion)} to {_v(current)} while v"
+                f"{challenger} was evaluated; re-run promote for batch {batch_id} to compare "
+                "against the new champion"
+            )
+        tags: dict[str, Any] = {
+            "promotion_reasons": reasons,
+            "promoted": str(promote).lower(),
+            "promotion_batch_id": str(batch_id),
+            "champion_at_evaluation": champion or "none",
+        }
+        if promote:
+            registry.make_production(client, name, challenger)
+            tags["promoted_at"] = now
+        else:
+            tags["evaluated_at"] = now
+        registry.set_version_tags(client, name, challenger, tags)
+        promotion = Promotion(
+            batch_id=batch_id,
+            training_id=training.id,
+            model_name=name,
+            challenger_version=challenger,
+            champion_version=champion,
+            promoted=promote,
+            reasons=reasons,
+            challenger_metrics=challenger_metrics,
+            champion_metrics=champion_metrics,
+        )
+        session.add(promotion)
+        session.flush()
+    log.info(
+        "promote.decided",
+        batch_id=batch_id,
+        promoted=promote,
+        challenger=challenger,
+        champion=champion,
+        reasons=reasons,
+    )
+    return _result(promotion, {"status": "promoted" if promote else "rejected"})
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "no version"
+
+
+def summary(result: dict[str, Any]) -> str:
+    verdict = "PROMOTED" if result["promoted"] else "kept champion"
+    champion = _v(result.get("champion_version"))
+    return (
+        f"promote: batch {result['batch_id']}: {verdict} - challenger "
+        f"v{result['challenger_version']} vs champion {champion}: " + "; ".join(result["reasons"])
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_task("promote", PromoteInputs, run, argv, summary=summary, doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

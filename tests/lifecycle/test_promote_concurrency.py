@@ -1,0 +1,174 @@
+"""promote's read-compare-move: one promotion at a time, and no move on a stale comparison."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks import promote, registry
+from tasks.ledger import Ledger, Promotion, Training
+from tasks.settings import TaskSettings
+from tasks.storage import open_store
+from tasks.training_ledger import promotion_lock
+from tests.lifecycle.train_factories import curated_batch, make_rows
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)]
+)
+def test_promotion_lock_lets_one_promotion_in_at_a_time(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    ledger = Ledger.open(request.getfixturevalue(backend))
+    inside = threading.Event()
+    events: list[tuple[str, float]] = []
+
+    def first() -> None:
+        with promotion_lock(ledger, "m"):
+            events.append(("first in", time.monotonic()))
+            inside.set()
+            time.sleep(0.6)
+            events.append(("first out", time.monotonic()))
+
+    def second() -> None:
+        inside.wait(10)
+        with promotion_lock(ledger, "m"):
+            events.append(("second in", time.monotonic()))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [name for name, _ in events] == ["first in", "first out", "second in"]
+
+
+def test_rows_added_under_the_lock_commit_and_an_error_rolls_them_back(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    ledger = Ledger.open(sqlite_url)
+    batch = curated_batch(
+        open_store(f"file://{tmp_path / 'lake'}"),
+        ledger,
+        make_rows(10, 1),
+        batch_number=1,
+    )
+
+    def promotion(version: str) -> Promotion:
+        return Promotion(
+            batch_id=batch.id,
+            model_name="m",
+            challenger_version=version,
+            promoted=False,
+            reasons=[],
+            challenger_metrics={},
+            champion_metrics={},
+        )
+
+    with promotion_lock(ledger, "m") as session:
+        session.add(promotion("1"))
+
+    def fail_midway() -> None:
+        with promotion_lock(ledger, "m") as session:
+            session.add(promotion("2"))
+            session.flush()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
+    with ledger.session() as session:
+        assert [p.challenger_version for p in session.query(Promotion)] == ["1"]
+
+
+class FakeRegistry:
+    """The registry calls promote makes, recorded; the alias answers from a script."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, aliases: list[str | None]) -> None:
+        self.aliases = aliases
+        self.moves: list[str] = []
+        self.tags: dict[str, dict[str, Any]] = {}
+        monkeypatch.setattr(registry, "client", lambda uri: self)
+        monkeypatch.setattr(registry, "get_version", lambda c, name, version: version)
+        monkeypatch.setattr(registry, "alias_version", lambda c, name: self.aliases.pop(0))
+        monkeypatch.setattr(registry, "make_production", lambda c, n, v: self.moves.append(v))
+        monkeypatch.setattr(
+            registry, "set_version_tags", lambda c, n, v, tags: self.tags.update({v: dict(tags)})
+        )
+        scores = {
+            "1": {"mae": 100_000.0, "rmse": 150_000.0},
+            "2": {"mae": 80_000.0, "rmse": 120_000.0},
+        }
+        monkeypatch.setattr(
+            promote, "score_version", lambda s, version, rows: dict(scores[version])
+        )
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> tuple[TaskSettings, int]:
+    """A ledger where batch 1 trained version 2 (version 1 being the champion)."""
+    settings = TaskSettings(
+        ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        storage_url=f"file://{tmp_path / 'lake'}",
+        model_name="m",
+        mlflow_tracking_uri="http://unused.invalid",
+    )
+    ledger = Ledger.open(settings.ledger_url)
+    store = open_store(settings.storage_url, settings)
+    batch = curated_batch(store, ledger, make_rows(200, 5), batch_number=1)
+    with ledger.session() as session:
+        session.add(
+            Training(
+                batch_id=batch.id,
+                mlflow_run_id="r",
+                model_name="m",
+                model_version="2",
+                training_batch_ids=[batch.id],
+                metrics={"_holdout_share": 0.2},
+                reasons=["test"],
+            )
+        )
+    return settings, batch.id
+
+
+def test_a_champion_that_changed_during_the_evaluation_is_not_replaced(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    fake = FakeRegistry(monkeypatch, aliases=["1", "3"])  # another run promoted v3 meanwhile
+    with pytest.raises(promote.PromotionRefusedError, match=r"moved from v1 to v3.*re-run promote"):
+        promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert fake.moves == [] and fake.tags == {}
+    assert promote.find_promotion(Ledger.open(settings.ledger_url), batch_id) is None
+
+
+def test_an_unchanged_champion_is_replaced_once_and_a_rerun_writes_nothing(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    fake = FakeRegistry(monkeypatch, aliases=["1", "1"])
+    result = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert result["promoted"] is True and result["champion_version"] == "1"
+    assert result["reasons"][0].startswith("MAE 80,000 vs champion v1 100,000: 20.0% better")
+    assert fake.moves == ["2"]
+    assert fake.tags["2"]["promoted"] == "true" and "promoted_at" in fake.tags["2"]
+    again = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert again["promotion_id"] == result["promotion_id"] and again["status"] == "existing"
+    assert fake.moves == ["2"]  # nothing moved the second time
+
+
+def test_nan_metrics_fail_the_task_and_promote_nothing(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    fake = FakeRegistry(monkeypatch, aliases=["1", "1"])
+    monkeypatch.setattr(
+        promote, "score_version", lambda s, v, rows: {"mae": float("nan"), "rmse": 1.0}
+    )
+    with pytest.raises(promote.promotion_rule.PromotionRuleError, match="MAE is nan"):
+        promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert fake.moves == []
+    assert promote.find_promotion(Ledger.open(settings.ledger_url), batch_id) is None
