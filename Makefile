@@ -12,10 +12,10 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 AIRFLOW_PY := $(AIRFLOW_VENV)/bin/python
 
-.PHONY: help setup lock demo test test-fast lint format validate airflow bench clean
+.PHONY: help setup lock demo demo-fetch test test-dags test-e2e test-fast lint format validate airflow bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 # --- environments -----------------------------------------------------------------------------
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on our machines), nothing else would
@@ -57,13 +57,22 @@ lock: | $(UV) ## re-resolve every lock file from its .in file (needs PyPI)
 	done
 
 # --- the two commands ---------------------------------------------------------------------------
-demo: setup ## run the pipeline on embedded defaults (local processes only)
+demo: setup ## the real DAG through Airflow, once per batch until the API is exhausted, then a summary table
+	$(PY) scripts/demo_pipeline.py $(DEMO_ARGS)
+
+demo-fetch: setup ## the ingestion alone: start the simulator, fetch every batch, print the raw zone
 	$(PY) scripts/demo_fetch.py
 
 test: setup lint ## every test: unit, integration (Postgres, SeaweedFS, MLflow, simulator), DAG, cluster
 	$(PY) -m pytest tests --ignore=tests/dags --ignore=tests/cluster
 	@if [ -d tests/dags ]; then $(AIRFLOW_PY) -m pytest tests/dags; fi
 	@if [ -x cluster/validate.sh ]; then cluster/validate.sh; fi
+
+test-dags: setup ## DAG parse, structure and pod tests (the Airflow env)
+	$(AIRFLOW_PY) -m pytest tests/dags
+
+test-e2e: setup ## the DAG end to end through Airflow against real services
+	$(PY) -m pytest tests/e2e
 
 test-fast: setup ## the unit tests only
 	$(PY) -m pytest tests -m "not slow" --ignore=tests/dags --ignore=tests/cluster --ignore=tests/e2e
@@ -76,11 +85,15 @@ format: setup ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+airflow: setup ## Airflow UI + scheduler on http://127.0.0.1:8080 with this repo's DAGs (local runtime)
+	scripts/airflow_local.sh
+
 validate: setup ## render and schema-check every manifest, values file and script
 	cluster/validate.sh
 
 bench: setup ## the benchmarks (on demand; results go to bench/README.md)
 	$(PY) bench/fetch_full_scale.py
+	$(PY) bench/pipeline_full_scale.py
 
 clean: ## remove local state (var/), keeping the environments
 	rm -rf var mlruns mlartifacts

@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         "LEDGER_URL": os.environ.get("LEDGER_URL", f"sqlite:///{args.var / 'ledger.db'}"),
         "XCOM_RETURN_PATH": str(xcom),
     }
-    console.print(f"[bold]data API simulator[/] on port {port}, scale {args.scale}, seed {args.seed}")
+    console.print(
+        f"[bold]data API simulator[/] on port {port}, scale {args.scale}, seed {args.seed}"
+    )
     simulator = start_simulator(port, args.scale, args.seed, args.var / "data_api.log")
     rows: list[dict] = []
     try:
@@ -107,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(title="Raw zone", show_lines=False)
     for column in ("batch", "status", "rows", "bytes", "sha256", "seconds"):
-        table.add_column(column, justify="right" if column in ("rows", "bytes", "seconds") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rows", "bytes", "seconds") else "left"
+        )
     for r in rows:
         table.add_row(
             str(r["batch_number"]),
@@ -117,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             r["sha256"][:12],
             f"{r['wall_seconds']:.2f}",
         )
-    table.add_row("all", "", f"{sum(r['rows'] for r in rows):,}", f"{sum(r['bytes'] for r in rows):,}", "", "")
+    table.add_row(
+        "all", "", f"{sum(r['rows'] for r in rows):,}", f"{sum(r['bytes'] for r in rows):,}", "", ""
+    )
     console.print(table)
     console.print(f"lake: {env['STORAGE_URL']}   ledger: {env['LEDGER_URL']}   API: exhausted")
     return 0

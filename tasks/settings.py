@@ -51,6 +51,11 @@ class TaskSettings(BaseSettings):
     mlflow_tracking_uri: str = Field(
         "sqlite:///./var/mlflow.db", description="an MLflow server (http://...) or a local store"
     )
+    mlflow_artifact_location: str | None = Field(
+        None,
+        description="where a new experiment keeps artifacts (a folder or s3://...); unset: "
+        "the server's default, or ./mlruns for a local store",
+    )
     model_name: str = "realtor-price"
     random_seed: int = 42
 

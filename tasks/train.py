@@ -415,7 +415,7 @@ def _train(
     reasons = list(decision.reasons or [])
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment(settings.model_name)
+    ensure_experiment(settings.model_name, settings.mlflow_artifact_location)
     tags = {
         "batch_id": str(batch.id),
         "group_number": str(batch.group_number),
@@ -527,6 +527,18 @@ def _train(
             "peak_rss_mb": round(peak_mb, 1),
         },
     )
+
+
+def ensure_experiment(name: str, artifact_location: str | None) -> None:
+    """Use the experiment ``name``, creating it where artifacts should go when it is new."""
+    import mlflow
+
+    if artifact_location and mlflow.get_experiment_by_name(name) is None:
+        location = artifact_location
+        if "://" not in location:
+            location = Path(location).resolve().as_uri()
+        mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(name)
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -1,0 +1,298 @@
+"""``make demo``: the real DAG, through Airflow, once per batch until the data API is exhausted.
+
+Runs with the tasks' environment (``.venv/bin/python scripts/demo_pipeline.py``) and drives
+the Airflow CLI of ``.venv-airflow``. Everything is embedded, nothing needs Docker:
+
+- the data API simulator (``python -m data_api``, small scale) on a free local port;
+- Airflow's metadata in SQLite under ``var/airflow`` (``airflow db migrate`` on first use);
+- the ledger ``var/ledger.db`` (SQLite), the lake ``var/lake`` (file://), MLflow
+  ``var/mlflow.db`` (a local SQLite store), the tasks as subprocesses (``PIPELINE_RUNTIME=local``).
+
+It triggers ``realtor_replay`` (start the API's batches and the ledger cursor over), then
+``airflow dags test realtor_pipeline`` per batch until fetch reports ``exhausted``, showing each
+task's summary line as it finishes, and prints what happened to every batch, read back from
+the ledger. ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
+without it, batches already in the ledger come back as duplicates and keep their decisions.
+Whatever it started, it stops (also on Ctrl-C). Environment variables already set win over
+the demo's defaults (e.g. ``MIN_TRAIN_ROWS``, ``TRAIN_TIME_BUDGET_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+VAR = REPO / "var"
+AIRFLOW_HOME = VAR / "airflow"
+AIRFLOW = REPO / ".venv-airflow" / "bin" / "airflow"
+TASKS_PYTHON = REPO / ".venv" / "bin" / "python"
+LOGS = AIRFLOW_HOME / "demo-logs"
+FULL_SCALE_MIN_TRAIN_ROWS = 10_000
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+_STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
+_ENDED = re.compile(r"\[DAG TEST\] end task task_id=(\w+)")
+_STDOUT = re.compile(r"\[stdout\] (.*?)(?:\s+\[airflow\.task\.operators\..*)?$")
+_FAILED = re.compile(r"Task failed|Marking task as FAILED|DagRun failed|Traceback")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def demo_environment(args: argparse.Namespace, api_url: str) -> dict[str, str]:
+    """The environment of the Airflow CLI and, through it, of every task."""
+    env = dict(os.environ)
+    defaults = {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "PIPELINE_RUNTIME": "local",
+        "PIPELINE_TASKS_PYTHON": str(TASKS_PYTHON),
+        "PIPELINE_RETRIES": "0",  # a demo shows a failure at once instead of retrying it
+        "PIPELINE_SCHEDULE": "none",
+        "GROUP_NUMBER": str(args.group_number),
+        "DAY": args.day,
+        "LEDGER_URL": f"sqlite:///{VAR / 'ledger.db'}",
+        "STORAGE_URL": (VAR / "lake").as_uri(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{VAR / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_LOCATION": str(VAR / "mlartifacts"),
+        # the volume rule scaled like the data (10,000 rows at full scale)
+        "MIN_TRAIN_ROWS": str(max(1, round(FULL_SCALE_MIN_TRAIN_ROWS * args.scale))),
+        "TRAIN_TIME_BUDGET_SECONDS": "20",
+        "TRAIN_MAX_TRIALS": "4",
+        "LOG_FORMAT": "console",
+    }
+    for name, value in defaults.items():
+        env.setdefault(name, value)
+    env["DATA_API_URL"] = api_url  # always the simulator this demo started
+    return env
+
+
+@contextmanager
+def data_api(scale: float, seed: int) -> Iterator[str]:
+    """Start the simulator on a free port; yield its URL; stop it afterwards."""
+    port = free_port()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / "data_api.log"
+    command = [str(TASKS_PYTHON), "-m", "data_api", "--port", str(port), "--scale", str(scale)]
+    command += ["--seed", str(seed)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the data API exited ({process.returncode}); see {log_path}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the data API did not answer in 90 s; see {log_path}")
+            time.sleep(0.5)
+        say(f"data API simulator: {url} (scale {scale}, seed {seed}; log {log_path})")
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        say("data API simulator stopped")
+
+
+def airflow(args: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run an Airflow CLI command; show each task's start, summary and end as they come."""
+    started = time.monotonic()
+    current = "-"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(AIRFLOW), *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                log.write(line)
+                if match := _STARTING.search(line):
+                    current = match.group(1)
+                elif match := _STDOUT.search(line):
+                    say(f"    {current:<15} {match.group(1).strip()}")
+                elif match := _ENDED.search(line):
+                    say(f"    {match.group(1):<15} done ({time.monotonic() - started:5.0f} s)")
+            return process.wait()
+        except BaseException:
+            process.terminate()
+            process.wait(timeout=30)
+            raise
+
+
+def migrate_airflow(env: dict[str, str]) -> None:
+    if (AIRFLOW_HOME / "airflow.db").exists():
+        return
+    say(f"creating Airflow's metadata database in {AIRFLOW_HOME} (once)...")
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [str(AIRFLOW), "db", "migrate"], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"airflow db migrate failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+
+
+def exhausted(group_number: int, day: str) -> bool:
+    from tasks.ledger import Ledger
+
+    cursor = Ledger.open(os.environ["LEDGER_URL"]).cursor(group_number, day)
+    return cursor is not None and cursor.exhausted_at is not None
+
+
+def summaries(group_number: int, day: str) -> list[dict[str, Any]]:
+    from tasks.ledger import Ledger
+    from tasks.record import build_summary, read_story
+
+    ledger = Ledger.open(os.environ["LEDGER_URL"])
+    return [build_summary(*read_story(ledger, b.id)) for b in ledger.batches(group_number, day)]
+
+
+def _money(value: Any) -> str:
+    return f"${value:,.0f}" if isinstance(value, int | float) else "-"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="What happened to every batch (read back from the ledger)", show_lines=True)
+    for column in ("batch", "rows", "validation", "drift share", "decision and reasons"):
+        table.add_column(column, overflow="fold")
+    for column in ("model", "MAE", "promoted and why"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        validation = f"{row['validation_status'] or '-'} ({row['validation_outcome'] or '-'})"
+        if row["rows_dropped"]:
+            validation += f"\n{row['rows_dropped']:,} rows dropped"
+        share = row["drift_share"]
+        decision = row["decision"] or "-"
+        if row["decision_reasons"]:
+            decision += ":\n" + "\n".join(f"- {r}" for r in row["decision_reasons"])
+        promoted = "-" if row["promoted"] is None else ("yes" if row["promoted"] else "no")
+        if row["promotion_reasons"]:
+            promoted += ":\n" + "\n".join(f"- {r}" for r in row["promotion_reasons"])
+        table.add_row(
+            str(row["batch_number"]),
+            f"{row['rows']:,}",
+            validation,
+            "-" if share is None else f"{share:.2f}",
+            decision,
+            f"v{row['model_version']}" if row["model_version"] else "-",
+            _money(row["mae"])
+            + (f"\n(baseline {_money(row['baseline_mae'])})" if row["baseline_mae"] else ""),
+            promoted,
+        )
+    Console(width=max(140, shutil.get_terminal_size().columns)).print(table)
+
+
+def fresh_start() -> None:
+    for path in (VAR / "ledger.db", VAR / "mlflow.db", VAR / "lake", VAR / "mlartifacts"):
+        for candidate in (path, *path.parent.glob(path.name + "-*")):  # SQLite's -wal, -shm
+            if candidate.is_dir():
+                shutil.rmtree(candidate)
+            elif candidate.exists():
+                candidate.unlink()
+    say("removed the previous demo's ledger, lake and MLflow store (--fresh)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=0.02, help="rows per batch vs the real API")
+    parser.add_argument("--seed", type=int, default=42, help="the simulator's data seed")
+    parser.add_argument("--group-number", type=int, default=1)
+    parser.add_argument("--day", default="Tuesday")
+    parser.add_argument("--max-runs", type=int, default=10, help="stop after this many runs")
+    parser.add_argument("--fresh", action="store_true", help="start from an empty ledger/store")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for path, what in (
+        (AIRFLOW, "the Airflow env (.venv-airflow)"),
+        (TASKS_PYTHON, "the tasks env (.venv)"),
+    ):
+        if not path.exists():
+            say(f"{path} is missing: create {what} first (make setup)")
+            return 2
+    if args.fresh:
+        fresh_start()
+    VAR.mkdir(exist_ok=True)
+    conf = json.dumps({"group_number": args.group_number, "day": args.day})
+    started = time.monotonic()
+    with data_api(args.scale, args.seed) as api_url:
+        env = demo_environment(args, api_url)
+        os.environ.update({k: env[k] for k in ("LEDGER_URL", "STORAGE_URL")})
+        migrate_airflow(env)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        say("realtor_replay: the API and the ledger cursor start from batch 1")
+        if airflow(["dags", "test", "realtor_replay", "-c", conf], env, LOGS / "replay.log"):
+            say(f"realtor_replay failed: see {LOGS / 'replay.log'}")
+            return 1
+        for run in range(1, args.max_runs + 1):
+            say(f"realtor_pipeline run {run} (airflow dags test; log {LOGS / f'run-{run}.log'})")
+            log_path = LOGS / f"run-{run}.log"
+            if airflow(["dags", "test", "realtor_pipeline", "-c", conf], env, log_path):
+                tail = "".join(log_path.read_text(errors="replace").splitlines(True)[-40:])
+                say(f"run {run} FAILED; last lines of {log_path}:\n{tail}")
+                return 1
+            if exhausted(args.group_number, args.day):
+                say(f"the data API is exhausted after {run - 1} batches")
+                break
+        else:
+            say(f"stopped after --max-runs {args.max_runs} runs (the API is not exhausted yet)")
+    print_table(summaries(args.group_number, args.day))
+    say(f"demo done in {time.monotonic() - started:.0f} s; Airflow logs: {AIRFLOW_HOME / 'logs'}")
+    say("browse the runs: `make airflow`, then http://127.0.0.1:8080 (see docs/pipeline.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Start a (group, day) of the data API over: restart its batches and reset the ledger cursor.
+
+``python -m tasks.replay [--group-number N] [--day D]`` (defaults from GROUP_NUMBER, DAY).
+
+Calls ``GET /restart_data_generation?group_number=N&day=D`` on the data API, then
+:meth:`tasks.ledger.Ledger.reset_cursor`. Stored batches stay: when the pipeline fetches them
+again they come back as ``duplicate`` and every later step returns what it recorded.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from pydantic import Field, field_validator
+
+from tasks.cli import TaskInputs, run_task
+from tasks.ledger import Ledger
+from tasks.logs import get_logger
+from tasks.settings import TaskSettings
+
+log = get_logger(__name__)
+_DAY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class ReplayInputs(TaskInputs):
+    group_number: int | None = Field(None, ge=1, le=10, description="default: GROUP_NUMBER")
+    day: str | None = Field(None, description="default: DAY")
+
+    @field_validator("day")
+    @classmethod
+    def _day_is_a_key_segment(cls, value: str | None) -> str | None:
+        if value is not None and not _DAY.match(value):
+            raise ValueError("day must be 1-32 letters, digits, '_' or '-'")
+        return value
+
+
+def restart_api(base_url: str, group_number: int, day: str, timeout: float) -> dict[str, Any]:
+    """Ask the data API to serve (group, day) from batch 1 again."""
+    url = base_url.rstrip("/") + "/restart_data_generation"
+    try:
+        response = httpx.get(
+            url, params={"group_number": group_number, "day": day}, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"the data API at {base_url} did not answer ({type(exc).__name__}: {exc}); "
+            "check DATA_API_URL and that the API is up"
+        ) from exc
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"the data API refused the restart of group {group_number}, day {day!r}: "
+            f"HTTP {response.status_code} {response.text[:300]}"
+        )
+    try:
+        return response.json()
+    except ValueError:
+        return {"body": response.text[:300]}
+
+
+def run(inputs: ReplayInputs, settings: TaskSettings) -> dict[str, Any]:
+    group_number = inputs.group_number or settings.group_number
+    day = inputs.day or settings.day
+    answer = restart_api(
+        settings.data_api_url, group_number, day, settings.fetch_connect_timeout_seconds + 30
+    )
+    ledger = Ledger.open(settings.ledger_url)
+    before = ledger.cursor(group_number, day)
+    ledger.reset_cursor(group_number, day)
+    log.info("replay.cursor_reset", group_number=group_number, day=day)
+    return {
+        "group_number": group_number,
+        "day": day,
+        "api": answer,
+        "previous_last_batch_number": before.last_batch_number if before else None,
+        "previously_exhausted": bool(before and before.exhausted_at),
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    return (
+        f"replay: group {result['group_number']} day {result['day']}: the API and the ledger "
+        f"cursor start from batch 1 again (was at {result['previous_last_batch_number']})"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_task("replay", ReplayInputs, run, argv, summary=summary, doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The pipeline's shape: tasks, dependencies, the short-circuit, the branch, trigger rules,
+params and schedule from the environment, and the decisions of the two Python callables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from airflow.sdk import TriggerRule
+
+from tests.dags.conftest import SHA
+
+PIPELINE_TASKS = {
+    "fetch",
+    "batch_available",
+    "validate",
+    "drift_check",
+    "decide",
+    "train",
+    "promote",
+    "skip_training",
+    "record",
+}
+EDGES = {
+    ("fetch", "batch_available"),
+    ("batch_available", "validate"),
+    ("validate", "drift_check"),
+    ("drift_check", "decide"),
+    ("decide", "train"),
+    ("decide", "skip_training"),
+    ("train", "promote"),
+    ("promote", "record"),
+    ("skip_training", "record"),
+}
+BATCH_ARGS = ["--batch-id", "{{ ti.xcom_pull(task_ids='fetch')['batch_id'] }}"]
+
+
+@pytest.fixture
+def pipeline(load_dags):
+    return load_dags(PIPELINE_RUNTIME="local").dags["realtor_pipeline"]
+
+
+def test_tasks_and_dependencies(pipeline) -> None:
+    assert set(pipeline.task_ids) == PIPELINE_TASKS
+    edges = {(t.task_id, d) for t in pipeline.tasks for d in t.downstream_task_ids}
+    assert edges == EDGES
+
+
+def test_exhausted_short_circuits_everything_downstream(pipeline) -> None:
+    gate = pipeline.get_task("batch_available")
+    assert gate.ignore_downstream_trigger_rules is True  # record is skipped too
+    callable_ = gate.python_callable
+    assert callable_({"status": "exhausted"}) is False
+    assert callable_({"status": "stored", "batch_id": 1}) is True
+    assert callable_({"status": "duplicate", "batch_id": 1}) is True
+    with pytest.raises(ValueError, match="unknown status"):
+        callable_({"status": "weird"})
+
+
+def test_branch_follows_the_drift_decision(pipeline) -> None:
+    decide = pipeline.get_task("decide").python_callable
+    assert decide({"decision": "train", "reasons": ["first model"]}) == "train"
+    assert decide({"decision": "skip", "reasons": ["batch quarantined: x"]}) == "skip_training"
+    with pytest.raises(ValueError, match="unknown decision"):
+        decide({"decision": None, "reasons": []})  # never a silent default
+
+
+def test_trigger_rules(pipeline) -> None:
+    rules = {t.task_id: t.trigger_rule for t in pipeline.tasks}
+    assert rules.pop("record") == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    assert set(rules.values()) == {TriggerRule.ALL_SUCCESS}
+
+
+def test_task_command_lines(pipeline) -> None:
+    fetch = pipeline.get_task("fetch")
+    assert fetch.module == "tasks.fetch"
+    assert fetch.arguments == [
+        "--group-number",
+        "{{ params.group_number }}",
+        "--day",
+        "{{ params.day }}",
+    ]
+    for name in ("validate", "drift_check", "train", "promote", "record"):
+        task = pipeline.get_task(name)
+        assert task.module == f"tasks.{name}"
+        assert task.arguments == BATCH_ARGS
+        assert task.do_xcom_push
+
+
+def test_timeouts_per_task(pipeline) -> None:
+    timeouts = {t.task_id: t.execution_timeout for t in pipeline.tasks}
+    assert timeouts["train"] == timedelta(minutes=60)
+    assert timeouts["record"] < timeouts["validate"] < timeouts["train"]
+
+
+def test_params_and_schedule_from_the_environment(load_dags) -> None:
+    bag = load_dags(
+        PIPELINE_RUNTIME="local", GROUP_NUMBER="7", DAY="Wednesday", PIPELINE_SCHEDULE="none"
+    )
+    dag = bag.dags["realtor_pipeline"]
+    assert dag.params["group_number"] == 7
+    assert dag.params["day"] == "Wednesday"
+    assert type(dag.timetable).__name__ == "NullTimetable"  # manual runs only
+    default = load_dags(GROUP_NUMBER="1", DAY="Tuesday", PIPELINE_SCHEDULE="*/5 * * * *")
+    assert default.dags["realtor_pipeline"].schedule == "*/5 * * * *"
+    assert default.dags["realtor_pipeline"].params["group_number"] == 1
+
+
+def test_local_runtime_settings(load_dags, tmp_path) -> None:
+    python = tmp_path / "python"
+    bag = load_dags(PIPELINE_RUNTIME="local", PIPELINE_TASKS_PYTHON=str(python))
+    fetch = bag.dags["realtor_pipeline"].get_task("fetch")
+    assert fetch.python == str(python)
+    default = load_dags(PIPELINE_TASKS_PYTHON="")
+    fetch = default.dags["realtor_pipeline"].get_task("fetch")
+    repo = fetch.cwd
+    assert fetch.python == f"{repo}/.venv/bin/python"
+
+
+def test_replay_dag(load_dags) -> None:
+    dag = load_dags(PIPELINE_RUNTIME="kubernetes", PIPELINE_IMAGE_TAG=SHA).dags["realtor_replay"]
+    assert dag.task_ids == ["replay"]
+    replay = dag.get_task("replay")
+    assert replay.cmds == ["python", "-m", "tasks.replay"]  # runs in the fetch image
+    assert replay.image.endswith(f"/fetch:{SHA}")
+    assert type(dag.timetable).__name__ == "NullTimetable"
+
+
+def test_a_new_task_needs_only_its_line_in_the_dag(load_dags, k8s_env, monkeypatch) -> None:
+    from realtor.config import load_config
+    from realtor.factory import BATCH_ID, pipeline_task
+    from realtor.specs import DEFAULT_TIMEOUT
+
+    local = pipeline_task("explain", ["--batch-id", BATCH_ID], config=load_config({}))
+    assert local.module == "tasks.explain"
+    assert local.execution_timeout == DEFAULT_TIMEOUT
+    pod = pipeline_task("explain", ["--batch-id", BATCH_ID], config=load_config(k8s_env))
+    assert pod.image == f"docker.io/realtor-mlops/explain:{k8s_env['PIPELINE_IMAGE_TAG']}"
+    assert pod.cmds == []  # its own image: the ENTRYPOINT is the task
+    with pytest.raises(ValueError, match="module name"):
+        pipeline_task("Explain-It", config=load_config({}))
