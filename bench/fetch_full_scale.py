@@ -69,7 +69,9 @@ def main() -> int:
                 "LEDGER_URL": f"sqlite:///{work / 'ledger.db'}",
             }
         print(f"fetch benchmark: scale {args.scale}, {backend}")
-        print(f"{'batch':>5} {'rows':>9} {'payload MB':>10} {'parquet MB':>10} {'seconds':>8} {'peak RSS MiB':>12}")
+        print(
+            f"{'batch':>5} {'rows':>9} {'payload MB':>10} {'parquet MB':>10} {'seconds':>8} {'peak RSS MiB':>12}"
+        )
         while True:
             seconds, rss, code = run_measured([sys.executable, "-m", "tasks.fetch"], env)
             if code != 0:

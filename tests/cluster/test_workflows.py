@@ -8,7 +8,17 @@ import yaml
 from cluster_helpers import REPO
 
 WF = REPO / ".github/workflows"
-IMAGES = {"airflow", "data-api", "mlflow", "fetch", "validate", "drift-check", "train", "promote", "record"}
+IMAGES = {
+    "airflow",
+    "data-api",
+    "mlflow",
+    "fetch",
+    "validate",
+    "drift-check",
+    "train",
+    "promote",
+    "record",
+}
 
 
 def load(name):
