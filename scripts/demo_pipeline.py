@@ -48,6 +48,7 @@ if str(REPO) not in sys.path:
 
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
 _ENDED = re.compile(r"\[DAG TEST\] end task task_id=(\w+)")
+_RSS = re.compile(r"tasks\.\w+: exit \d+, peak RSS (\d+) MiB")
 _STDOUT = re.compile(r"\[stdout\] (.*?)(?:\s+\[airflow\.task\.operators\..*)?$")
 _FAILED = re.compile(r"Task failed|Marking task as FAILED|DagRun failed|Traceback")
 
@@ -135,7 +136,7 @@ def data_api(scale: float, seed: int) -> Iterator[str]:
 def airflow(args: list[str], env: dict[str, str], log_path: Path) -> int:
     """Run an Airflow CLI command; show each task's start, summary and end as they come."""
     started = time.monotonic()
-    current = "-"
+    current, rss = "-", ""
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(AIRFLOW), *args],
@@ -154,8 +155,12 @@ def airflow(args: list[str], env: dict[str, str], log_path: Path) -> int:
                     current = match.group(1)
                 elif match := _STDOUT.search(line):
                     say(f"    {current:<15} {match.group(1).strip()}")
+                elif match := _RSS.search(line):
+                    rss = f", peak RSS {int(match.group(1)):,} MiB"
                 elif match := _ENDED.search(line):
-                    say(f"    {match.group(1):<15} done ({time.monotonic() - started:5.0f} s)")
+                    elapsed = time.monotonic() - started
+                    say(f"    {match.group(1):<15} done ({elapsed:5.0f} s{rss})")
+                    rss = ""
             return process.wait()
         except BaseException:
             process.terminate()

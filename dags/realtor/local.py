@@ -105,11 +105,14 @@ class LocalTaskOperator(BaseOperator):
                     "task must write its JSON result there (tasks.cli.run_task does)"
                 )
             try:
-                return json.loads(xcom_path.read_text())
+                result = json.loads(xcom_path.read_text())
             except json.JSONDecodeError as exc:
                 raise AirflowException(
                     f"{self.module} wrote an invalid JSON result: {exc}"
                 ) from exc
+            # what the local runtime measured (the kubernetes runtime has the pod's metrics)
+            result["runtime"] = {"peak_rss_mib": self.peak_rss_mib}
+            return result
         finally:
             self._stop()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -145,7 +148,11 @@ class LocalTaskOperator(BaseOperator):
                 self.log.info("%s", line)
             else:
                 self.log.info("[stdout] %s", line)
-        returncode = self._process.wait()
+        # reap the process ourselves to read its peak memory (wait4's rusage)
+        _, status, usage = os.wait4(self._process.pid, 0)
+        self._process.returncode = returncode = os.waitstatus_to_exitcode(status)
+        self.peak_rss_mib = usage.ru_maxrss // 1024
+        self.log.info("%s: exit %s, peak RSS %s MiB", self.module, returncode, self.peak_rss_mib)
         return returncode, list(tail)
 
     def _stop(self) -> None:
