@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.logs import configure_logging, get_logger
 from tasks.settings import TaskSettings, get_settings
@@ -26,6 +27,38 @@ class TaskInputs(BaseModel):
     """Base of every task's inputs: immutable, unknown fields refused."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BatchInputs(TaskInputs):
+    """Inputs of a step that works on one stored batch."""
+
+    batch_id: int = Field(..., ge=1, description="the ledger id of the batch (fetch's batch_id)")
+
+
+#: A day is part of object keys and of the API's query: letters, digits, '_' or '-'.
+DAY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def check_day(day: str) -> str:
+    if not DAY_PATTERN.match(day):
+        raise ValueError(f"day {day!r}: must be 1-32 letters, digits, '_' or '-'")
+    return day
+
+
+class GroupDayInputs(TaskInputs):
+    """Inputs of a step that talks to the data API about one (group, day)."""
+
+    group_number: int | None = Field(None, ge=1, le=10, description="default: GROUP_NUMBER")
+    day: str | None = Field(None, description="default: DAY")
+
+    @field_validator("day")
+    @classmethod
+    def _day_is_a_key_segment(cls, value: str | None) -> str | None:
+        return None if value is None else check_day(value)
+
+    def resolve(self, settings: TaskSettings) -> tuple[int, str]:
+        """(group number, day): the arguments, or the settings' defaults."""
+        return self.group_number or settings.group_number, check_day(self.day or settings.day)
 
 
 def _parser(name: str, inputs: type[TaskInputs], doc: str | None) -> argparse.ArgumentParser:

@@ -30,9 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import BatchInputs, run_task
 from tasks.drift_decision import (
     ColumnDrift,
     DriftFacts,
@@ -66,8 +65,8 @@ NUM_METHOD = "wasserstein"
 CAT_METHOD = "jensenshannon"
 
 
-class DriftInputs(TaskInputs):
-    batch_id: int = Field(..., ge=1, description="the ledger id of the batch (fetch's batch_id)")
+class DriftInputs(BatchInputs):
+    """Inputs of tasks.drift_check."""
 
 
 def report_keys(batch_id: int) -> tuple[str, str]:

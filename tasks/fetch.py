@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,29 +21,19 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field, field_validator
 
 from tasks.api_client import Exhausted, RetryPolicy, ServedBatch, fetch_batch
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import GroupDayInputs, run_task
 from tasks.ledger import Batch, Ledger
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import ObjectStore, open_store
 
 log = get_logger(__name__)
-_DAY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
-class FetchInputs(TaskInputs):
-    group_number: int | None = Field(None, ge=1, le=10, description="default: GROUP_NUMBER")
-    day: str | None = Field(None, description="default: DAY")
-
-    @field_validator("day")
-    @classmethod
-    def _day_is_a_key_segment(cls, value: str | None) -> str | None:
-        if value is not None and not _DAY.match(value):
-            raise ValueError("day must be 1-32 letters, digits, '_' or '-'")
-        return value
+class FetchInputs(GroupDayInputs):
+    """Inputs of tasks.fetch."""
 
 
 def raw_key(group_number: int, day: str, batch_number: int, sha256: str) -> str:
@@ -86,10 +75,7 @@ def store_batch(served: ServedBatch, store: ObjectStore, ledger: Ledger) -> tupl
 
 
 def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
-    group_number = inputs.group_number or settings.group_number
-    day = inputs.day or settings.day
-    if not _DAY.match(day):
-        raise ValueError(f"DAY={day!r}: must be 1-32 letters, digits, '_' or '-'")
+    group_number, day = inputs.resolve(settings)
     ledger = Ledger.open(settings.ledger_url)
     store = open_store(settings.storage_url, settings)
     timeout = httpx.Timeout(

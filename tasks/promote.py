@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from tasks import evaluation, holdout, model, promotion_rule, registry
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Ledger, Promotion, Training
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
@@ -47,8 +46,8 @@ from tasks.training_ledger import (
 log = get_logger(__name__)
 
 
-class PromoteInputs(TaskInputs):
-    batch_id: int = Field(..., ge=1, description="ledger id of the batch (fetch's XCom)")
+class PromoteInputs(BatchInputs):
+    """Inputs of tasks.promote."""
 
 
 class PromotionRefusedError(RuntimeError):

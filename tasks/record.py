@@ -16,10 +16,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field
 from sqlalchemy import select
 
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
@@ -30,8 +29,8 @@ log = get_logger(__name__)
 SUMMARY_METRICS = ("mae", "rmse", "r2", "mape", "baseline_mae")
 
 
-class RecordInputs(TaskInputs):
-    batch_id: int = Field(..., ge=1, description="the ledger id of the batch (fetch's batch_id)")
+class RecordInputs(BatchInputs):
+    """Inputs of tasks.record."""
 
 
 def summary_key(batch_id: int) -> str:

@@ -9,33 +9,22 @@ again they come back as ``duplicate`` and every later step returns what it recor
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from pydantic import Field, field_validator
 
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import GroupDayInputs, run_task
 from tasks.ledger import Ledger
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 
 log = get_logger(__name__)
-_DAY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
-class ReplayInputs(TaskInputs):
-    group_number: int | None = Field(None, ge=1, le=10, description="default: GROUP_NUMBER")
-    day: str | None = Field(None, description="default: DAY")
-
-    @field_validator("day")
-    @classmethod
-    def _day_is_a_key_segment(cls, value: str | None) -> str | None:
-        if value is not None and not _DAY.match(value):
-            raise ValueError("day must be 1-32 letters, digits, '_' or '-'")
-        return value
+class ReplayInputs(GroupDayInputs):
+    """Inputs of tasks.replay."""
 
 
 def restart_api(base_url: str, group_number: int, day: str, timeout: float) -> dict[str, Any]:
@@ -62,8 +51,7 @@ def restart_api(base_url: str, group_number: int, day: str, timeout: float) -> d
 
 
 def run(inputs: ReplayInputs, settings: TaskSettings) -> dict[str, Any]:
-    group_number = inputs.group_number or settings.group_number
-    day = inputs.day or settings.day
+    group_number, day = inputs.resolve(settings)
     answer = restart_api(
         settings.data_api_url, group_number, day, settings.fetch_connect_timeout_seconds + 30
     )

@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from tasks import evaluation, holdout, model, registry
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Batch, DriftDecision, Ledger, Training
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
@@ -70,8 +69,8 @@ SEARCH_SPACE_DOC = (
 )
 
 
-class TrainInputs(TaskInputs):
-    batch_id: int = Field(..., ge=1, description="ledger id of the batch (fetch's XCom)")
+class TrainInputs(BatchInputs):
+    """Inputs of tasks.train."""
 
 
 class TrainingRefusedError(RuntimeError):

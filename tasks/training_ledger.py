@@ -36,6 +36,18 @@ class CuratedBatch:
     curated_key: str
     rows: int
 
+    @classmethod
+    def of(cls, batch: Batch, validation: Validation) -> CuratedBatch:
+        return cls(
+            batch_id=batch.id,
+            group_number=batch.group_number,
+            day=batch.day,
+            batch_number=batch.batch_number,
+            sha256=batch.sha256,
+            curated_key=validation.curated_key or "",
+            rows=int(validation.rows_out),
+        )
+
 
 class LineageError(RuntimeError):
     """The ledger does not hold what a training or promotion needs."""
@@ -88,17 +100,7 @@ def curated_batches(ledger: Ledger, batch: Batch, window: int = 0) -> list[Curat
                     "re-run `python -m tasks.validate --batch-id "
                     f"{row.id}`"
                 )
-            found.append(
-                CuratedBatch(
-                    batch_id=row.id,
-                    group_number=row.group_number,
-                    day=row.day,
-                    batch_number=row.batch_number,
-                    sha256=row.sha256,
-                    curated_key=validation.curated_key,
-                    rows=int(validation.rows_out),
-                )
-            )
+            found.append(CuratedBatch.of(row, validation))
     if not any(item.batch_id == batch.id for item in found):
         raise LineageError(
             f"batch {batch.id} is {batch.status!r}, not curated: only curated batches are trained on"
@@ -117,17 +119,7 @@ def curated_batches_by_id(ledger: Ledger, batch_ids: list[int]) -> list[CuratedB
                 raise LineageError(
                     f"batch {batch_id} was trained on but has no curated data in the ledger"
                 )
-            found.append(
-                CuratedBatch(
-                    batch_id=row.id,
-                    group_number=row.group_number,
-                    day=row.day,
-                    batch_number=row.batch_number,
-                    sha256=row.sha256,
-                    curated_key=validation.curated_key,
-                    rows=int(validation.rows_out),
-                )
-            )
+            found.append(CuratedBatch.of(row, validation))
     return found
 
 

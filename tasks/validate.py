@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field
 
-from tasks.cli import TaskInputs, run_task
+from tasks.cli import BatchInputs, run_task
 from tasks.expectations import (
     DUPLICATE_FLAG,
     arrow_schema_problems,
@@ -56,8 +55,8 @@ log = get_logger(__name__)
 PARQUET = "application/vnd.apache.parquet"
 
 
-class ValidateInputs(TaskInputs):
-    batch_id: int = Field(..., ge=1, description="the ledger id of the batch (fetch's batch_id)")
+class ValidateInputs(BatchInputs):
+    """Inputs of tasks.validate."""
 
 
 def _batch_stem(batch: Batch) -> str:

@@ -279,4 +279,4 @@ def test_different_content_for_a_recorded_batch_is_refused(crafted_api, local_en
 def test_bad_arguments_exit_2(local_env):
     done, _ = run_fetch(local_env, "--day", "not a day!")
     assert done.returncode == 2
-    assert "day must be" in done.stderr
+    assert "must be 1-32 letters" in done.stderr
