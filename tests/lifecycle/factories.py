@@ -15,6 +15,7 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
+from tasks.expectations import arrow_schema_problems
 from tasks.fetch import raw_key, to_parquet
 from tasks.ledger import Batch, Ledger
 from tasks.schema import CANONICAL_SCHEMA, STATUSES
@@ -152,7 +153,7 @@ def put_batch(
     key = raw_key(group_number, day, batch_number, sha256)
     store.put_bytes(key, data, content_type="application/vnd.apache.parquet")
     if schema_problems is None:
-        schema_problems = _schema_problems(table.schema)
+        schema_problems = arrow_schema_problems(table.schema)
     batch = Batch(
         group_number=group_number,
         day=day,
@@ -167,19 +168,6 @@ def put_batch(
     with ledger.session() as session:
         session.add(batch)
     return batch
-
-
-def _schema_problems(schema: pa.Schema) -> list[str]:
-    problems = []
-    for wanted in CANONICAL_SCHEMA:
-        if wanted.name not in schema.names:
-            problems.append(f"column {wanted.name!r} missing from every record")
-        elif not schema.field(wanted.name).type.equals(wanted.type):
-            problems.append(
-                f"column {wanted.name!r} is {schema.field(wanted.name).type}, "
-                f"not {wanted.type}; kept as is"
-            )
-    return problems
 
 
 def register_champion(

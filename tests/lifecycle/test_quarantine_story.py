@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from tasks.ledger import Ledger
 from tasks.storage import open_store
 from tests.data_api.server import running_data_api
 from tests.lifecycle.test_story import run_task
+from tests.support.scripted_http import scripted_http
 
 END = json.dumps({"detail": "Ya se recolectó toda la información mínima necesaria"}).encode()
 
@@ -41,22 +40,11 @@ def replayed_api() -> Iterator[str]:
     bodies[1] = break_schema(bodies[1])
     queue = [json.dumps(b).encode() for b in bodies]
 
-    class Replay(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = (200, queue.pop(0)) if queue else (400, END)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond() -> tuple[int, bytes]:
+        return (200, queue.pop(0)) if queue else (400, END)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Replay)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with scripted_http(respond) as server:
+        yield server.url
 
 
 def test_broken_batch_is_quarantined_and_the_next_one_goes_on(replayed_api: str, tmp_path: Path):

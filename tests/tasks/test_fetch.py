@@ -12,9 +12,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -25,6 +23,7 @@ from tasks.ledger import Ledger
 from tasks.settings import TaskSettings
 from tasks.storage import open_store
 from tests.data_api.server import running_data_api
+from tests.support.scripted_http import scripted_http
 from tests.support.seaweed import S3Endpoint
 from tests.tasks.test_schema import record
 
@@ -176,34 +175,16 @@ def test_persistent_failure_fails_clearly_and_leaves_nothing(env, data_api, mode
 # --- responses the simulator never sends: a tiny real HTTP server serves them -------------------
 
 
-class FixedResponses(BaseHTTPRequestHandler):
-    respond: Callable[[], tuple[int, bytes]]
-
-    def do_GET(self) -> None:
-        status, body = self.server.respond()  # type: ignore[attr-defined]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def crafted_api() -> Iterator[Callable[[int, object], str]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FixedResponses)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    with scripted_http(lambda: (500, b"")) as server:
 
-    def serve(status: int, payload: object) -> str:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        server.respond = lambda: (status, body)  # type: ignore[attr-defined]
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        def serve(status: int, payload: object) -> str:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            server.respond = lambda: (status, body)
+            return server.url
 
-    yield serve
-    server.shutdown()
+        yield serve
 
 
 @pytest.fixture
