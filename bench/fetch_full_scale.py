@@ -10,32 +10,19 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.measure import run_task  # noqa: E402
 from tests.data_api.server import running_data_api  # noqa: E402
 from tests.support.postgres import fresh_database, postgres_available  # noqa: E402
 from tests.support.seaweed import seaweedfs  # noqa: E402
-
-
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """(seconds, peak RSS in MiB, exit code) of one process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    return seconds, usage.ru_maxrss // 1024, os.waitstatus_to_exitcode(status)
 
 
 def main() -> int:
@@ -73,10 +60,8 @@ def main() -> int:
             f"{'batch':>5} {'rows':>9} {'payload MB':>10} {'parquet MB':>10} {'seconds':>8} {'peak RSS MiB':>12}"
         )
         while True:
-            seconds, rss, code = run_measured([sys.executable, "-m", "tasks.fetch"], env)
-            if code != 0:
-                raise SystemExit(f"fetch failed with exit code {code}")
-            result = json.loads((work / "return.json").read_text())
+            measured = run_task("fetch", env)
+            result, seconds, rss = measured.result, measured.seconds, measured.peak_rss_mib
             if result["status"] == "exhausted":
                 break
             print(

@@ -14,9 +14,7 @@ artifacts proxied to S3) instead of files, SQLite and a local MLflow store.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.measure import run_task  # noqa: E402
 from tests.data_api.server import running_data_api  # noqa: E402
 from tests.support.mlflow_server import mlflow_server  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
@@ -34,38 +33,9 @@ from tests.support.seaweed import seaweedfs  # noqa: E402
 POD_LIMIT_MIB = 2048
 
 
-class MeasuredPopen(subprocess.Popen):
-    """A Popen that records the child's peak RSS (``wait4`` rusage) when it is reaped."""
-
-    peak_rss_mib = 0
-
-    def _try_wait(self, wait_flags):  # type: ignore[override]
-        try:
-            pid, status, usage = os.wait4(self.pid, wait_flags)
-        except ChildProcessError:
-            return (self.pid, 0)
-        if pid:
-            self.peak_rss_mib = usage.ru_maxrss // 1024
-        return (pid, status)
-
-
 def run_measured(task: str, env: dict[str, str], *args: str) -> tuple[dict, float, int]:
-    """(XCom result, seconds, peak RSS MiB) of ``python -m tasks.<task>``."""
-    xcom = Path(env["XCOM_RETURN_PATH"])
-    xcom.unlink(missing_ok=True)
-    started = time.perf_counter()
-    process = MeasuredPopen(
-        [sys.executable, "-m", f"tasks.{task}", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, stderr = process.communicate()
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"tasks.{task} {args} failed:\n{stderr.decode()[-3000:]}")
-    return json.loads(xcom.read_text()), seconds, process.peak_rss_mib
+    measured = run_task(task, env, *args)
+    return measured.result, measured.seconds, measured.peak_rss_mib
 
 
 def describe(task: str, result: dict) -> str:
