@@ -191,10 +191,10 @@ def exhausted(group_number: int, day: str) -> bool:
 
 def summaries(group_number: int, day: str) -> list[dict[str, Any]]:
     from tasks.ledger import Ledger
-    from tasks.record import build_summary, read_story
+    from tasks.story import batch_summaries
 
     ledger = Ledger.open(os.environ["LEDGER_URL"])
-    return [build_summary(*read_story(ledger, b.id)) for b in ledger.batches(group_number, day)]
+    return batch_summaries(ledger, group_number, day)
 
 
 def _money(value: Any) -> str:

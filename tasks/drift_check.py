@@ -40,17 +40,12 @@ from tasks.drift_decision import (
     DriftVerdict,
     decide_drift,
 )
+from tasks.lake import drift_report_keys as report_keys
+from tasks.lake import read_table
 from tasks.ledger import DriftDecision, Ledger
 from tasks.lifecycle_ledger import find_drift_decision, find_validation, record_drift_decision
 from tasks.logs import get_logger
-from tasks.reference_data import (
-    Reference,
-    distinct_values,
-    read_columns,
-    reference_of,
-    resolve_champion,
-    sample_tables,
-)
+from tasks.reference_data import Reference, distinct_values, reference_of, sample_tables
 from tasks.settings import TaskSettings
 from tasks.storage import ObjectStore, open_store
 
@@ -67,11 +62,6 @@ CAT_METHOD = "jensenshannon"
 
 class DriftInputs(BatchInputs):
     """Inputs of tasks.drift_check."""
-
-
-def report_keys(batch_id: int) -> tuple[str, str]:
-    base = f"reports/drift/batch_id={batch_id}/drift"
-    return f"{base}.json", f"{base}.html"
 
 
 def thresholds_of(settings: TaskSettings) -> DriftThresholds:
@@ -204,8 +194,12 @@ def run(inputs: DriftInputs, settings: TaskSettings) -> dict[str, Any]:
     else:
         if not validation.curated_key:
             raise LookupError(f"batch {batch.id} is curated but its curated_key is empty")
-        champion = resolve_champion(settings.mlflow_tracking_uri, settings.model_name)
-        current_all = read_columns(store, validation.curated_key, READ_COLUMNS).to_pandas()
+        from tasks import registry  # imports MLflow: only where the registry is asked
+
+        champion = registry.champion(
+            registry.client(settings.mlflow_tracking_uri), settings.model_name
+        )
+        current_all = read_table(store, validation.curated_key, READ_COLUMNS).to_pandas()
         states = sorted(current_all["state"].dropna().unique().tolist())
         details["states"] = len(states)
         measures = None

@@ -13,17 +13,15 @@ Failures exit 1 with a reason and leave no partial object and no ledger row.
 from __future__ import annotations
 
 import hashlib
-import io
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tasks.api_client import Exhausted, RetryPolicy, ServedBatch, fetch_batch
 from tasks.cli import GroupDayInputs, run_task
+from tasks.lake import PARQUET, raw_key, to_parquet
 from tasks.ledger import Batch, Ledger
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
@@ -36,18 +34,6 @@ class FetchInputs(GroupDayInputs):
     """Inputs of tasks.fetch."""
 
 
-def raw_key(group_number: int, day: str, batch_number: int, sha256: str) -> str:
-    """Where a raw batch lives: group, day, batch number, and its content hash."""
-    return f"raw/group={group_number}/day={day}/batch={batch_number:04d}-{sha256[:16]}.parquet"
-
-
-def to_parquet(table: pa.Table) -> bytes:
-    """Deterministic Parquet bytes for ``table`` (same table, same pyarrow: same bytes)."""
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", row_group_size=128 * 1024)
-    return sink.getvalue()
-
-
 def store_batch(served: ServedBatch, store: ObjectStore, ledger: Ledger) -> tuple[Batch, str]:
     """Write the batch immutably and record it; returns (ledger row, stored|duplicate)."""
     data = to_parquet(served.coerced.table)
@@ -57,7 +43,7 @@ def store_batch(served: ServedBatch, store: ObjectStore, ledger: Ledger) -> tupl
     if existing is not None and existing.sha256 == sha256 and store.exists(existing.raw_key):
         return existing, "duplicate"
     if not store.exists(key):
-        store.put_bytes(key, data, content_type="application/vnd.apache.parquet")
+        store.put_bytes(key, data, content_type=PARQUET)
     row, created = ledger.record_batch(
         Batch(
             group_number=served.group_number,

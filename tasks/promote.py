@@ -134,7 +134,7 @@ def _promote(
     name, challenger = settings.model_name, str(training.model_version)
     registry.get_version(client, name, challenger)  # fails clearly if it is gone
     share = float((training.metrics or {}).get("_holdout_share", settings.holdout_share))
-    champion = registry.alias_version(client, name)
+    champion = registry.champion_version(client, name)
     log.info("promote.start", batch_id=batch_id, challenger=challenger, champion=champion)
 
     challenger_metrics: dict[str, float] = {}
@@ -162,7 +162,7 @@ def _promote(
         recorded = find_promotion(session, batch_id)
         if recorded is not None:  # a concurrent run for the same batch finished first
             return _result(recorded, {"status": "existing"})
-        current = registry.alias_version(client, name)
+        current = registry.champion_version(client, name)
         if current != champion and current != challenger:
             raise PromotionRefusedError(
                 f"the alias production moved from {_v(champion)} to {_v(current)} while v"

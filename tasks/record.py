@@ -16,106 +16,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from tasks.cli import BatchInputs, run_task
-from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.lake import summary_key
+from tasks.ledger import Ledger
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import open_store
+from tasks.story import build_summary, read_story
 
 log = get_logger(__name__)
-#: metrics copied from the training's metrics into the summary, when present
-SUMMARY_METRICS = ("mae", "rmse", "r2", "mape", "baseline_mae")
 
 
 class RecordInputs(BatchInputs):
     """Inputs of tasks.record."""
-
-
-def summary_key(batch_id: int) -> str:
-    return f"reports/runs/batch_id={batch_id}/summary.json"
-
-
-def _latest(rows: Sequence[Any]) -> Any | None:
-    return max(rows, key=lambda row: row.id) if rows else None
-
-
-def outcome_line(summary: dict[str, Any]) -> str:
-    """One phrase for the batch's fate, for tables and the summary line."""
-    if summary["validation_status"] is None:
-        return "not validated yet"
-    if summary["decision"] is None:
-        return f"{summary['validation_status']}, no drift decision yet"
-    if summary["decision"] == "skip":
-        return "training skipped"
-    if summary["model_version"] is None:
-        return "training decided, no model yet"
-    if summary["promoted"] is None:
-        return f"trained v{summary['model_version']}, not evaluated yet"
-    verb = "promoted" if summary["promoted"] else "rejected"
-    return f"trained v{summary['model_version']}, {verb}"
-
-
-def build_summary(
-    batch: Batch,
-    validation: Validation | None,
-    decision: DriftDecision | None,
-    training: Training | None,
-    promotion: Promotion | None,
-) -> dict[str, Any]:
-    """The batch's story from its ledger rows (pure: no I/O)."""
-    metrics = dict(training.metrics or {}) if training is not None else {}
-    summary: dict[str, Any] = {
-        "batch_id": batch.id,
-        "group_number": batch.group_number,
-        "day": batch.day,
-        "batch_number": batch.batch_number,
-        "rows": batch.rows,
-        "sha256": batch.sha256,
-        "raw_key": batch.raw_key,
-        "batch_status": batch.status,
-        "schema_problems": list(batch.schema_problems or []),
-        "validation_outcome": validation.outcome if validation else None,
-        "validation_status": validation.status if validation else None,
-        "rows_out": validation.rows_out if validation else None,
-        "rows_dropped": validation.rows_dropped if validation else None,
-        "validation_reasons": list(validation.reasons or []) if validation else [],
-        "decision": decision.decision if decision else None,
-        "decision_reasons": list(decision.reasons or []) if decision else [],
-        "drift_share": decision.drift_share if decision else None,
-        "reference_model_version": decision.reference_model_version if decision else None,
-        "model_name": training.model_name if training else None,
-        "model_version": training.model_version if training else None,
-        "run_id": training.mlflow_run_id if training else None,
-        "training_batch_ids": list(training.training_batch_ids or []) if training else [],
-        "training_reasons": list(training.reasons or []) if training else [],
-        **{name: metrics.get(name) for name in SUMMARY_METRICS},
-        "promoted": promotion.promoted if promotion else None,
-        "challenger_version": promotion.challenger_version if promotion else None,
-        "champion_version": promotion.champion_version if promotion else None,
-        "promotion_reasons": list(promotion.reasons or []) if promotion else [],
-    }
-    summary["outcome"] = outcome_line(summary)
-    return summary
-
-
-def read_story(
-    ledger: Ledger, batch_id: int
-) -> tuple[Batch, Validation | None, DriftDecision | None, Training | None, Promotion | None]:
-    """The batch and its latest record of each step (one transaction)."""
-    with ledger.session() as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            raise LookupError(
-                f"no batch with id {batch_id} in the ledger: pass the batch_id that fetch "
-                "returned (its XCom), for the same LEDGER_URL"
-            )
-        rows = [
-            _latest(list(session.scalars(select(model).where(model.batch_id == batch_id))))
-            for model in (Validation, DriftDecision, Training, Promotion)
-        ]
-    return batch, *rows  # type: ignore[return-value]
 
 
 def run(inputs: RecordInputs, settings: TaskSettings) -> dict[str, Any]:

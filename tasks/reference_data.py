@@ -1,6 +1,7 @@
 """The reference data of drift_check: what the production model was trained on, by lineage.
 
-``registered model settings.model_name @ production`` (MLflow registry) -> its version ->
+``registered model settings.model_name @ production`` (:func:`tasks.registry.champion`) -> its
+version ->
 the ledger's ``trainings`` row with that version -> ``training_batch_ids`` -> their curated
 objects (``validations.curated_key``). No registered model, or no ``production`` alias: there
 is no champion (the first model). Anything else that goes wrong (MLflow unreachable, a
@@ -9,7 +10,6 @@ training row or curated object missing) raises: drift_check fails, it never gues
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,22 +17,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from tasks.lake import read_table
 from tasks.ledger import Ledger
 from tasks.lifecycle_ledger import curated_validations, training_of_version
+from tasks.registry import Champion
 from tasks.storage import ObjectStore
-
-PRODUCTION_ALIAS = "production"
-
-
-@dataclass(frozen=True)
-class Champion:
-    """The registered model version in production."""
-
-    model_name: str
-    version: str
-    run_id: str | None
 
 
 @dataclass(frozen=True)
@@ -44,30 +34,6 @@ class Reference:
     batch_ids: tuple[int, ...]
     curated_keys: tuple[str, ...]
     rows: tuple[int, ...]
-
-
-def resolve_champion(
-    tracking_uri: str, model_name: str, alias: str = PRODUCTION_ALIAS
-) -> Champion | None:
-    """The version of ``model_name`` carrying ``alias``, or None when there is none yet.
-
-    Raises (MlflowException or a connection error) when the registry cannot be asked.
-    """
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        registered = client.get_registered_model(model_name)
-    except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None
-        raise
-    if alias not in (registered.aliases or {}):
-        return None
-    version = client.get_model_version_by_alias(model_name, alias)
-    return Champion(model_name=model_name, version=str(version.version), run_id=version.run_id)
 
 
 def reference_of(ledger: Ledger, champion: Champion) -> Reference:
@@ -100,10 +66,6 @@ def reference_of(ledger: Ledger, champion: Champion) -> Reference:
     return Reference(champion, training.id, tuple(batch_ids), tuple(keys), tuple(rows))
 
 
-def read_columns(store: ObjectStore, key: str, columns: Sequence[str]) -> pa.Table:
-    return pq.read_table(io.BytesIO(store.get_bytes(key)), columns=list(columns))
-
-
 def allocate(rows: Sequence[int], n: int) -> list[int]:
     """How many of ``n`` sampled rows come from each part (proportional, exact total)."""
     total = sum(rows)
@@ -133,7 +95,7 @@ def sample_tables(
     rng = np.random.default_rng(seed)
     tables = []
     for key, size, take in zip(keys, sizes, allocate(sizes, n), strict=True):
-        table = read_columns(store, key, columns)
+        table = read_table(store, key, columns)
         if table.num_rows != size:
             raise ValueError(
                 f"{key} holds {table.num_rows:,} rows but the ledger says {size:,}: "
@@ -152,6 +114,6 @@ def distinct_values(store: ObjectStore, keys: Sequence[str], column: str) -> set
     """Every non-null value of ``column`` across the objects ``keys``."""
     values: set[str] = set()
     for key in keys:
-        unique = pc.unique(read_columns(store, key, [column])[column]).to_pylist()
+        unique = pc.unique(read_table(store, key, [column])[column]).to_pylist()
         values.update(v for v in unique if v is not None)
     return values

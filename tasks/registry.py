@@ -1,8 +1,10 @@
-"""The MLflow model registry, as the train and promote steps use it.
+"""The MLflow model registry, as the steps, serving and the UI use it.
 
 The production model is the version carrying the alias ``production``; the deprecated
 stage ``Production`` is also set for tools that still read stages. Everything here talks to
 the tracking server given by ``settings.mlflow_tracking_uri`` through an ``MlflowClient``.
+:func:`champion` is the one lookup of the production model: None when there is none yet,
+an exception when the registry cannot be asked (never a guess).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
@@ -33,14 +36,36 @@ def tag_value(value: Any) -> str:
     return text if len(text) <= TAG_LIMIT else text[: TAG_LIMIT - 3] + "..."
 
 
-def alias_version(mlflow: MlflowClient, name: str, alias: str = PRODUCTION_ALIAS) -> str | None:
-    """The version carrying ``alias`` (None if the model or the alias does not exist yet)."""
+@dataclass(frozen=True)
+class Champion:
+    """The registered model version carrying the production alias."""
+
+    model_name: str
+    version: str
+    run_id: str | None
+
+
+def champion(mlflow: MlflowClient, name: str, alias: str = PRODUCTION_ALIAS) -> Champion | None:
+    """The version of ``name`` carrying ``alias``; None when the model or the alias does not
+    exist yet (the first model). Any other failure (registry unreachable, a bad answer)
+    raises: callers decide, nothing here guesses."""
     try:
-        return str(mlflow.get_model_version_by_alias(name, alias).version)
+        registered = mlflow.get_registered_model(name)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
+    version = (registered.aliases or {}).get(alias)
+    if version is None:
+        return None
+    found = mlflow.get_model_version(name, str(version))
+    return Champion(model_name=name, version=str(found.version), run_id=found.run_id)
+
+
+def champion_version(mlflow: MlflowClient, name: str) -> str | None:
+    """The production version's number, or None when there is none yet."""
+    found = champion(mlflow, name)
+    return found.version if found is not None else None
 
 
 def get_version(mlflow: MlflowClient, name: str, version: str) -> ModelVersion:

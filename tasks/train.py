@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks import evaluation, holdout, model, registry
+from tasks import evaluation, holdout, lake, model, registry
 from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Batch, DriftDecision, Ledger, Training
 from tasks.logs import get_logger
@@ -218,7 +218,7 @@ def _dataset_inputs(store: ObjectStore, batches: Sequence[CuratedBatch]) -> list
         with warnings.catch_warnings():  # file:// matches two equivalent source types
             warnings.simplefilter("ignore", UserWarning)
             source = resolve_dataset_source(store.uri(batch.curated_key))
-        name = f"group={batch.group_number}/day={batch.day}/batch={batch.batch_number:04d}-{batch.sha256[:16]}"
+        name = lake.stem_of(batch)
         datasets.append(MetaDataset(source=source, name=name, digest=batch.sha256[:32]))
     return datasets
 

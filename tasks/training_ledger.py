@@ -10,16 +10,15 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
-import pyarrow.parquet as pq
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from tasks.lake import read_frame
 from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
 from tasks.storage import ObjectStore
 
@@ -195,5 +194,4 @@ def promotion_lock(ledger: Ledger, model_name: str) -> Iterator[Session]:
 
 def read_curated(store: ObjectStore, batch: CuratedBatch) -> pd.DataFrame:
     """The curated rows of ``batch`` as a DataFrame (canonical columns)."""
-    table = pq.read_table(io.BytesIO(store.get_bytes(batch.curated_key)))
-    return table.to_pandas(date_as_object=False)
+    return read_frame(store, batch.curated_key)

@@ -19,7 +19,6 @@ nothing.
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tasks.cli import BatchInputs, run_task
 from tasks.expectations import (
@@ -36,8 +34,9 @@ from tasks.expectations import (
     flag_duplicates,
     run_suite,
 )
-from tasks.fetch import to_parquet
-from tasks.ledger import Batch, Ledger, Validation
+from tasks.lake import PARQUET, curated_key, quarantine_prefix, read_table, to_parquet
+from tasks.lake import validation_report_keys as report_keys
+from tasks.ledger import Ledger, Validation
 from tasks.lifecycle_ledger import find_validation, record_validation
 from tasks.logs import get_logger
 from tasks.schema import CANONICAL_SCHEMA, COLUMNS
@@ -52,31 +51,10 @@ from tasks.validation_outcome import (
 from tasks.validation_report import render_validation_html
 
 log = get_logger(__name__)
-PARQUET = "application/vnd.apache.parquet"
 
 
 class ValidateInputs(BatchInputs):
     """Inputs of tasks.validate."""
-
-
-def _batch_stem(batch: Batch) -> str:
-    return (
-        f"group={batch.group_number}/day={batch.day}/"
-        f"batch={batch.batch_number:04d}-{batch.sha256[:16]}"
-    )
-
-
-def curated_key(batch: Batch) -> str:
-    return f"curated/{_batch_stem(batch)}.parquet"
-
-
-def quarantine_prefix(batch: Batch) -> str:
-    return f"quarantine/{_batch_stem(batch)}/"
-
-
-def report_keys(batch_id: int) -> tuple[str, str]:
-    base = f"reports/validation/batch_id={batch_id}/validation"
-    return f"{base}.json", f"{base}.html"
 
 
 def thresholds_of(settings: TaskSettings) -> ValidationThresholds:
@@ -94,10 +72,6 @@ def split_fetch_problems(problems: Sequence[str]) -> tuple[list[str], list[str]]
     for problem in problems:
         (notes if problem.startswith("unexpected column") else schema).append(problem)
     return schema, notes
-
-
-def read_parquet(store: ObjectStore, key: str, columns: Sequence[str] | None = None) -> pa.Table:
-    return pq.read_table(io.BytesIO(store.get_bytes(key)), columns=columns)
 
 
 def validate_table(
@@ -169,7 +143,7 @@ def run(inputs: ValidateInputs, settings: TaskSettings) -> dict[str, Any]:
         return recorded_result(store, recorded)
 
     limits = thresholds_of(settings)
-    table = read_parquet(store, batch.raw_key)
+    table = read_table(store, batch.raw_key)
     verdict, body, keep = validate_table(table, batch.schema_problems or [], limits)
     rows_out = int(keep.sum()) if verdict.status == "curated" else 0
     json_key, html_key = report_keys(batch.id)

@@ -70,12 +70,9 @@ class Story:
 
 
 def _stories_by_batch(story: Story) -> dict[int, dict[str, Any]]:
-    from tasks.record import build_summary, read_story
+    from tasks.story import batch_summaries
 
-    ledger = story.ledger()
-    return {
-        b.batch_number: build_summary(*read_story(ledger, b.id)) for b in ledger.batches(GROUP, DAY)
-    }
+    return {s["batch_number"]: s for s in batch_summaries(story.ledger(), GROUP, DAY)}
 
 
 def _counts(story: Story) -> dict[str, int]:
@@ -222,7 +219,7 @@ def test_production_alias_is_on_the_last_promoted_version(story: Story) -> None:
 
 
 def test_every_batch_has_its_run_summary_in_the_store(story: Story) -> None:
-    from tasks.record import summary_key
+    from tasks.lake import summary_key
     from tasks.settings import TaskSettings
     from tasks.storage import open_store
 

@@ -3,7 +3,7 @@
 ``make_rows`` builds a table in :data:`tasks.schema.CANONICAL_SCHEMA` from a seeded numpy
 generator: prices log-normal around $350k (scaled by house size and state), beds and baths
 small integers, lots in acres, zip codes as five-character strings. ``put_batch`` writes it to
-the raw zone with :func:`tasks.fetch.to_parquet` / :func:`tasks.fetch.raw_key` and inserts the
+the raw zone with :func:`tasks.lake.to_parquet` / :func:`tasks.lake.raw_key` and inserts the
 ledger's ``batches`` row. Shared by the validate/drift and the train/promote tests.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.expectations import arrow_schema_problems
-from tasks.fetch import raw_key, to_parquet
+from tasks.lake import raw_key, to_parquet
 from tasks.ledger import Batch, Ledger
 from tasks.schema import CANONICAL_SCHEMA, STATUSES
 from tasks.storage import ObjectStore

@@ -93,7 +93,7 @@ class FakeRegistry:
         self.tags: dict[str, dict[str, Any]] = {}
         monkeypatch.setattr(registry, "client", lambda uri: self)
         monkeypatch.setattr(registry, "get_version", lambda c, name, version: version)
-        monkeypatch.setattr(registry, "alias_version", lambda c, name: self.aliases.pop(0))
+        monkeypatch.setattr(registry, "champion_version", lambda c, name: self.aliases.pop(0))
         monkeypatch.setattr(registry, "make_production", lambda c, n, v: self.moves.append(v))
         monkeypatch.setattr(
             registry, "set_version_tags", lambda c, n, v, tags: self.tags.update({v: dict(tags)})

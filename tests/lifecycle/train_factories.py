@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tasks.fetch import to_parquet
+from tasks.lake import PARQUET, curated_key, to_parquet
 from tasks.ledger import Batch, DriftDecision, Ledger, Validation
 from tasks.storage import ObjectStore
 from tests.lifecycle.factories import make_rows, put_batch
 
 __all__ = ["curated_batch", "make_rows"]
-
-
-def curated_key(batch: Batch) -> str:
-    return (
-        f"curated/group={batch.group_number}/day={batch.day}/"
-        f"batch={batch.batch_number:04d}-{batch.sha256[:16]}.parquet"
-    )
 
 
 def curated_batch(
@@ -40,7 +33,7 @@ def curated_batch(
         store, ledger, table, group_number=group_number, day=day, batch_number=batch_number
     )
     key = curated_key(batch)
-    store.put_bytes(key, to_parquet(table), content_type="application/vnd.apache.parquet")
+    store.put_bytes(key, to_parquet(table), content_type=PARQUET)
     with ledger.session() as session:
         session.add(
             Validation(
