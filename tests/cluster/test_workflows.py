@@ -18,6 +18,8 @@ IMAGES = {
     "train",
     "promote",
     "record",
+    "serving",
+    "ui",
 }
 
 
