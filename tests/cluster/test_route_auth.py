@@ -91,7 +91,7 @@ def test_every_way_in_is_authenticated_or_listed(topology):
     hosts = {h for e in result.exposures for h in e.hosts if h != "*"}
     names = ("mlflow", "api", "ui", "serving", "airflow", "argocd", "grafana", "traefik")
     assert hosts == {n + HOST for n in names}
-    assert took < 10
+    assert took < 30  # about 1 s on 2 busy cores
 
 
 def test_the_middleware_secrets_come_from_create_secrets(secrets):
