@@ -7,6 +7,7 @@
 #                         Kubernetes schemas of the pinned K3s minor (strict) and the CRD
 #                         schemas; helm values against the charts' values schemas
 #   3. resource budget    requests of everything fit a 4 vCPU / 16 GiB single node
+#      route auth         every way in has an auth middleware or is in cluster/public-routes.yaml
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script
 #   6. bats               the bootstrap scripts in dry-run mode, all three topologies
@@ -63,6 +64,7 @@ run_bats() { need "${BATS}" bats && "${BATS}" tests/cluster/bats; }
 step "yamllint" run_yamllint
 step "schemas (kubernetes-validate, CRDs, helm values)" "${PYTHON}" cluster/tools/validate_manifests.py --quiet
 step "resource budget (single node)" "${PYTHON}" cluster/tools/resources.py --check
+step "route authentication (three topologies)" "${PYTHON}" cluster/tools/route_auth.py --quiet
 step "checkov" run_checkov
 step "shellcheck" run_shellcheck
 step "bats (dry runs, three topologies)" run_bats
