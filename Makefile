@@ -45,7 +45,12 @@ node_modules/.synced: package-lock.json
 	else echo "npm not found: the bats tests will use a system bats if there is one"; fi
 	mkdir -p node_modules && touch $@
 
-setup: $(VENV)/.synced $(AIRFLOW_VENV)/.synced $(CHECKOV_VENV)/.synced node_modules/.synced ## create the environments from the locks
+# Chromium for the UI's screenshot test: Debian's package where missing (as root), else a hint.
+.tools/.chromium: scripts/ensure_chromium.sh
+	scripts/ensure_chromium.sh
+	mkdir -p .tools && touch $@
+
+setup: $(VENV)/.synced $(AIRFLOW_VENV)/.synced $(CHECKOV_VENV)/.synced node_modules/.synced .tools/.chromium ## create the environments from the locks
 
 lock: | $(UV) ## re-resolve every lock file from its .in file (needs PyPI)
 	for env in dev airflow airflow-dev checkov; do \
