@@ -587,7 +587,7 @@ def _subchart_values(folder: Path, name: str) -> tuple[Any, Path | None]:
 
 @functools.lru_cache(maxsize=None)
 def _templates_text(folder: str) -> str:
-    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in Path(folder).rglob("templates/*") if p.is_file())
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in Path(folder).rglob("templates/**/*") if p.is_file())
 
 
 def _schema_has(schema: Any, path: list[str]) -> bool:
@@ -599,15 +599,20 @@ def _schema_has(schema: Any, path: list[str]) -> bool:
         if key in props:
             node = props[key]
             continue
-        if node.get("additionalProperties") not in (None, False) or "patternProperties" in node:
-            return True
+        if node.get("additionalProperties") is not False or "patternProperties" in node:
+            return True  # JSON Schema: extra keys are allowed unless the schema says false
         if "$ref" in node or "anyOf" in node or "oneOf" in node:
             return True
         return False
     return True
 
 
+def _read_by_template(folder: Path, dotted: str) -> bool:
+    return bool(re.search(r"\.Values\." + re.escape(dotted) + r"(?![\w])", _templates_text(str(folder))))
+
+
 def unknown_keys(ours: Any, defaults: Any, folder: Path, schema: Any, path: list[str]) -> list[str]:
+    """Dotted paths of `ours` that the chart at `folder` has no value for."""
     if not isinstance(ours, dict):
         return []
     out = []
@@ -616,21 +621,35 @@ def unknown_keys(ours: Any, defaults: Any, folder: Path, schema: Any, path: list
         dotted = ".".join(here)
         if not path and key == "global":
             continue
+        if not path:
+            sub_defaults, sub_folder = _subchart_values(folder, key)
+            if sub_folder is not None:
+                sub_schema_file = sub_folder / "values.schema.json"
+                sub_schema = (
+                    json.loads(sub_schema_file.read_text(encoding="utf-8"))
+                    if sub_schema_file.is_file()
+                    else None
+                )
+                parent = (defaults or {}).get(key) if isinstance(defaults, dict) else None
+                merged = render.merge_values(sub_defaults or {}, parent or {})
+                out += [f"{key}.{k}" for k in unknown_keys(value, merged, sub_folder, sub_schema, [])]
+                continue
         if isinstance(defaults, dict) and key in defaults:
             if isinstance(defaults[key], dict) and defaults[key]:
                 out += unknown_keys(value, defaults[key], folder, schema, here)
             continue
-        if not path:
-            sub_defaults, sub_folder = _subchart_values(folder, key)
-            if sub_folder is not None:
-                out += unknown_keys(value, sub_defaults, sub_folder, None, [])
-                continue
         if isinstance(defaults, dict) and not defaults and path:
             continue  # an empty map in the chart's values: free-form (labels, env, ...)
         if schema is not None and _schema_has(schema, here):
             continue
-        parent = ".".join(path)
-        if parent and re.search(r"\.Values\." + re.escape(parent) + r"(?![\w.])", _templates_text(str(folder))):
+        if re.search(r'index \.Values "' + re.escape(here[0]) + '"', _templates_text(str(folder))):
+            continue  # a map read whole by `index .Values "key"` (grafana.ini)
+        if _read_by_template(folder, dotted):
+            continue  # documented only in a comment, but a template reads it
+        parent_path = ".".join(path)
+        if parent_path and re.search(
+            r"\.Values\." + re.escape(parent_path) + r"(?![\w.])", _templates_text(str(folder))
+        ):
             continue  # the template reads the whole parent map (toYaml, range)
         out.append(dotted)
     return out
