@@ -37,10 +37,9 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
-
 import render
 import vendor
+import yaml
 
 REPO = render.REPO
 Check = Callable[[render.Topology], list[str]]
@@ -99,7 +98,7 @@ def crd_schemas(topo: render.Topology) -> dict[tuple[str, str], Any]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator_for_path(path: Path) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(strict(json.loads(path.read_text(encoding="utf-8"))))
 
@@ -253,7 +252,9 @@ def psa_violations(spec: dict, annotations: dict, level: str) -> list[str]:
             out.append(f"baseline: container {name} privileged")
         added = set((sc.get("capabilities") or {}).get("add") or [])
         if added - BASELINE_CAPS:
-            out.append(f"baseline: container {name} adds capabilities {sorted(added - BASELINE_CAPS)}")
+            out.append(
+                f"baseline: container {name} adds capabilities {sorted(added - BASELINE_CAPS)}"
+            )
         for port in c.get("ports") or []:
             if port.get("hostPort"):
                 out.append(f"baseline: container {name} hostPort {port['hostPort']}")
@@ -261,7 +262,9 @@ def psa_violations(spec: dict, annotations: dict, level: str) -> list[str]:
             out.append(f"baseline: container {name} procMount {sc['procMount']}")
         if (sc.get("windowsOptions") or {}).get("hostProcess"):
             out.append(f"baseline: container {name} hostProcess")
-    for ctx, where in [(psc, "pod")] + [(c.get("securityContext") or {}, c.get("name")) for c in cs]:
+    for ctx, where in [(psc, "pod")] + [
+        (c.get("securityContext") or {}, c.get("name")) for c in cs
+    ]:
         if (ctx.get("seccompProfile") or {}).get("type") == "Unconfined":
             out.append(f"baseline: {where} seccompProfile Unconfined")
         if (ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
@@ -299,12 +302,16 @@ def psa_violations(spec: dict, annotations: dict, level: str) -> list[str]:
         name = c.get("name")
         if sc.get("allowPrivilegeEscalation") is not False:
             out.append(f"restricted: container {name} must set allowPrivilegeEscalation=false")
-        if not (sc.get("runAsNonRoot") is True or (pod_nonroot and sc.get("runAsNonRoot") is not False)):
+        if not (
+            sc.get("runAsNonRoot") is True or (pod_nonroot and sc.get("runAsNonRoot") is not False)
+        ):
             out.append(f"restricted: container {name} must run with runAsNonRoot=true")
         if sc.get("runAsUser") == 0:
             out.append(f"restricted: container {name} runAsUser=0")
         seccomp = (sc.get("seccompProfile") or {}).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost") and not (seccomp is None and pod_seccomp in ("RuntimeDefault", "Localhost")):
+        if seccomp not in ("RuntimeDefault", "Localhost") and not (
+            seccomp is None and pod_seccomp in ("RuntimeDefault", "Localhost")
+        ):
             out.append(f"restricted: container {name} needs seccompProfile RuntimeDefault")
         caps = sc.get("capabilities") or {}
         if "ALL" not in (caps.get("drop") or []):
@@ -332,7 +339,9 @@ def check_psa(topo: render.Topology) -> list[str]:
             continue
         level = levels.get(obj.namespace)
         if level is None:
-            errors.append(f"{obj.ref()}: namespace {obj.namespace!r} is not declared with a Pod Security level")
+            errors.append(
+                f"{obj.ref()}: namespace {obj.namespace!r} is not declared with a Pod Security level"
+            )
             continue
         for violation in psa_violations(spec, pod_annotations(obj.doc), level):
             errors.append(
@@ -455,7 +464,12 @@ def claims(obj: render.Obj) -> list[tuple[str, str | None]]:
         out.append(("volume claim", spec.get("storageClassName")))
     if kind == "StatefulSet":
         for tpl in spec.get("volumeClaimTemplates") or []:
-            out.append((f"claim template {tpl['metadata']['name']}", (tpl.get("spec") or {}).get("storageClassName")))
+            out.append(
+                (
+                    f"claim template {tpl['metadata']['name']}",
+                    (tpl.get("spec") or {}).get("storageClassName"),
+                )
+            )
     if kind in ("Prometheus", "Alertmanager"):
         tpl = ((spec.get("storage") or {}).get("volumeClaimTemplate") or {}).get("spec")
         if tpl is not None:
@@ -490,7 +504,9 @@ def image_problems(image: str) -> list[str]:
     dockerfile = REPO / entry["file"]
     if not dockerfile.is_file():
         return [f"image {image}: the workflow builds it from {entry['file']}, which does not exist"]
-    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile.read_text(encoding="utf-8"), re.M | re.I)
+    stages = re.findall(
+        r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile.read_text(encoding="utf-8"), re.M | re.I
+    )
     target = entry.get("target")
     if len(stages) > 1 and not target:
         return [
@@ -522,7 +538,9 @@ def check_waves(topo: render.Topology) -> list[str]:
         if o.kind == "CustomResourceDefinition":
             s = o.doc["spec"]
             for v in s.get("versions", []):
-                crd_by_kind.setdefault((f"{s['group']}/{v['name']}", s["names"]["kind"]), []).append(o)
+                crd_by_kind.setdefault(
+                    (f"{s['group']}/{v['name']}", s["names"]["kind"]), []
+                ).append(o)
     classes = [o for o in objs if o.kind == "StorageClass"]
     pools = [o for o in objs if o.kind == "IPAddressPool"]
     adverts = [o for o in objs if o.kind in ("L2Advertisement", "BGPAdvertisement")]
@@ -562,7 +580,9 @@ def check_waves(topo: render.Topology) -> list[str]:
             if ns is None and "CreateNamespace=true" in options:
                 continue
             if ns is None:
-                errors.append(f"{obj.ref()}: namespace {obj.namespace} is created by nothing in this topology")
+                errors.append(
+                    f"{obj.ref()}: namespace {obj.namespace} is created by nothing in this topology"
+                )
             else:
                 later(obj, ns, f"namespace {obj.namespace}", False)
         if kind == "Service" and (obj.doc.get("spec") or {}).get("type") == "LoadBalancer":
@@ -585,9 +605,13 @@ def _subchart_values(folder: Path, name: str) -> tuple[Any, Path | None]:
     return None, None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _templates_text(folder: str) -> str:
-    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in Path(folder).rglob("templates/**/*") if p.is_file())
+    return "\n".join(
+        p.read_text(encoding="utf-8", errors="replace")
+        for p in Path(folder).rglob("templates/**/*")
+        if p.is_file()
+    )
 
 
 def _schema_has(schema: Any, path: list[str]) -> bool:
@@ -601,14 +625,14 @@ def _schema_has(schema: Any, path: list[str]) -> bool:
             continue
         if node.get("additionalProperties") is not False or "patternProperties" in node:
             return True  # JSON Schema: extra keys are allowed unless the schema says false
-        if "$ref" in node or "anyOf" in node or "oneOf" in node:
-            return True
-        return False
+        return bool("$ref" in node or "anyOf" in node or "oneOf" in node)
     return True
 
 
 def _read_by_template(folder: Path, dotted: str) -> bool:
-    return bool(re.search(r"\.Values\." + re.escape(dotted) + r"(?![\w])", _templates_text(str(folder))))
+    return bool(
+        re.search(r"\.Values\." + re.escape(dotted) + r"(?![\w])", _templates_text(str(folder)))
+    )
 
 
 def unknown_keys(ours: Any, defaults: Any, folder: Path, schema: Any, path: list[str]) -> list[str]:
@@ -617,7 +641,7 @@ def unknown_keys(ours: Any, defaults: Any, folder: Path, schema: Any, path: list
         return []
     out = []
     for key, value in ours.items():
-        here = path + [key]
+        here = [*path, key]
         dotted = ".".join(here)
         if not path and key == "global":
             continue
@@ -632,7 +656,9 @@ def unknown_keys(ours: Any, defaults: Any, folder: Path, schema: Any, path: list
                 )
                 parent = (defaults or {}).get(key) if isinstance(defaults, dict) else None
                 merged = render.merge_values(sub_defaults or {}, parent or {})
-                out += [f"{key}.{k}" for k in unknown_keys(value, merged, sub_folder, sub_schema, [])]
+                out += [
+                    f"{key}.{k}" for k in unknown_keys(value, merged, sub_folder, sub_schema, [])
+                ]
                 continue
         if isinstance(defaults, dict) and key in defaults:
             if isinstance(defaults[key], dict) and defaults[key]:
@@ -666,7 +692,9 @@ def check_values(topo: render.Topology) -> list[str]:
         folder = vendor.charts_dir() / chart.chart
         defaults = yaml.safe_load((folder / "values.yaml").read_text(encoding="utf-8")) or {}
         schema_file = folder / "values.schema.json"
-        schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.is_file() else None
+        schema = (
+            json.loads(schema_file.read_text(encoding="utf-8")) if schema_file.is_file() else None
+        )
         for dotted in unknown_keys(chart.values, defaults, folder, schema, []):
             errors.append(
                 f"[{chart.app}] {', '.join(chart.value_files)}: `{dotted}` is not a value of chart "
@@ -684,7 +712,15 @@ def cpu_m(value: Any) -> int:
 
 def mem_mi(value: Any) -> int:
     text = str(value)
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024, "k": 1 / 1048.576, "M": 1000 / 1048.576, "G": 1000000 / 1048.576}
+    units = {
+        "Ki": 1 / 1024,
+        "Mi": 1,
+        "Gi": 1024,
+        "Ti": 1024 * 1024,
+        "k": 1 / 1048.576,
+        "M": 1000 / 1048.576,
+        "G": 1000000 / 1048.576,
+    }
     for suffix, factor in units.items():
         if text.endswith(suffix):
             return round(float(text[: -len(suffix)]) * factor)
@@ -708,17 +744,32 @@ def dag_pods() -> list[tuple[str, list[dict]]]:
     source = (REPO / "dags/realtor/kubernetes.py").read_text(encoding="utf-8")
     sidecar = None
     for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SIDECAR_RESOURCES" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "SIDECAR_RESOURCES" for t in node.targets
+        ):
             sidecar = ast.literal_eval(node.value)
     out = []
     tasks = dict(specs.TASKS)
     default = getattr(specs, "DEFAULT_RESOURCES", None)
     for name, spec in sorted(tasks.items()):
         cs = [{"name": "base", "resources": spec.resources.as_k8s()}]
-        cs.append({"name": "airflow-xcom-sidecar", "resources": copy.deepcopy(sidecar) if sidecar else {}})
+        cs.append(
+            {"name": "airflow-xcom-sidecar", "resources": copy.deepcopy(sidecar) if sidecar else {}}
+        )
         out.append((name, cs))
     if default is not None:
-        out.append(("(a task without a line in TASKS)", [{"name": "base", "resources": default.as_k8s()}, {"name": "airflow-xcom-sidecar", "resources": copy.deepcopy(sidecar) if sidecar else {}}]))
+        out.append(
+            (
+                "(a task without a line in TASKS)",
+                [
+                    {"name": "base", "resources": default.as_k8s()},
+                    {
+                        "name": "airflow-xcom-sidecar",
+                        "resources": copy.deepcopy(sidecar) if sidecar else {},
+                    },
+                ],
+            )
+        )
     return out
 
 
@@ -736,14 +787,23 @@ def with_limit_range(cs: list[dict], limit_ranges: list[dict]) -> tuple[list[dic
                 for k, v in (item.get("default") or {}).items():
                     limits.setdefault(k, v)
                 for k, v in (item.get("defaultRequest") or {}).items():
-                    requests.setdefault(k, limits.get(k, v) if k not in requests and k in limits and "defaultRequest" not in item else v)
+                    requests.setdefault(
+                        k,
+                        limits.get(k, v)
+                        if k not in requests and k in limits and "defaultRequest" not in item
+                        else v,
+                    )
                 conv = {"cpu": cpu_m, "memory": mem_mi}
                 for k, v in (item.get("max") or {}).items():
                     if k in conv and k in limits and conv[k](limits[k]) > conv[k](v):
-                        errors.append(f"container {c['name']} limit {k}={limits[k]} above the LimitRange max {v}")
+                        errors.append(
+                            f"container {c['name']} limit {k}={limits[k]} above the LimitRange max {v}"
+                        )
                 for k, v in (item.get("min") or {}).items():
                     if k in conv and k in requests and conv[k](requests[k]) < conv[k](v):
-                        errors.append(f"container {c['name']} request {k}={requests[k]} below the LimitRange min {v}")
+                        errors.append(
+                            f"container {c['name']} request {k}={requests[k]} below the LimitRange min {v}"
+                        )
         out.append(c)
     return out, errors
 
@@ -768,7 +828,9 @@ def check_pipeline_quota(topo: render.Topology, namespace: str = "pipeline") -> 
     errors = []
     for task, cs in dag_pods():
         filled, lr_errors = with_limit_range(cs, ranges)
-        errors += [f"DAG task {task}: refused by the LimitRange of {namespace}: {e}" for e in lr_errors]
+        errors += [
+            f"DAG task {task}: refused by the LimitRange of {namespace}: {e}" for e in lr_errors
+        ]
         tot = pod_totals(filled)
         for quota in quotas:
             hard = quota["spec"].get("hard") or {}
@@ -776,9 +838,15 @@ def check_pipeline_quota(topo: render.Topology, namespace: str = "pipeline") -> 
                 if key not in hard:
                     continue
                 if any(key.startswith(k) for k in ("limits", "requests")):
-                    missing = [c["name"] for c in filled if key.split(".")[1] not in (c["resources"].get(key.split(".")[0]) or {})]
+                    missing = [
+                        c["name"]
+                        for c in filled
+                        if key.split(".")[1] not in (c["resources"].get(key.split(".")[0]) or {})
+                    ]
                     if missing:
-                        errors.append(f"DAG task {task}: quota {quota['metadata']['name']} tracks {key} but containers {missing} set none: the pod is refused")
+                        errors.append(
+                            f"DAG task {task}: quota {quota['metadata']['name']} tracks {key} but containers {missing} set none: the pod is refused"
+                        )
                 cap = cpu_m(hard[key]) if key.endswith("cpu") else mem_mi(hard[key])
                 if used > cap:
                     errors.append(
@@ -825,15 +893,36 @@ def budget_rows(topo: render.Topology) -> list[tuple[str, int, int, int]]:
         if obj.kind == "Cluster" and obj.doc.get("apiVersion", "").startswith("postgresql.cnpg.io"):
             spec_ = obj.doc["spec"]
             req = (spec_.get("resources") or {}).get("requests") or {}
-            rows.append((f"[{obj.app}] postgres {obj.name}", int(spec_.get("instances", 1)), cpu_m(req.get("cpu", 0)), mem_mi(req.get("memory", 0))))
+            rows.append(
+                (
+                    f"[{obj.app}] postgres {obj.name}",
+                    int(spec_.get("instances", 1)),
+                    cpu_m(req.get("cpu", 0)),
+                    mem_mi(req.get("memory", 0)),
+                )
+            )
         if obj.kind in ("Prometheus", "Alertmanager"):
             spec_ = obj.doc["spec"]
             req = (spec_.get("resources") or {}).get("requests") or {}
-            rows.append((f"[{obj.app}] {obj.kind} {obj.name}", int(spec_.get("replicas", 1)), cpu_m(req.get("cpu", 0)), mem_mi(req.get("memory", 0))))
+            rows.append(
+                (
+                    f"[{obj.app}] {obj.kind} {obj.name}",
+                    int(spec_.get("replicas", 1)),
+                    cpu_m(req.get("cpu", 0)),
+                    mem_mi(req.get("memory", 0)),
+                )
+            )
         if obj.kind == "ResourceQuota":
             hard = obj.doc["spec"].get("hard") or {}
             if "requests.cpu" in hard:
-                rows.append((f"[{obj.app}] task pods (quota {obj.name} ceiling)", 1, cpu_m(hard["requests.cpu"]), mem_mi(hard.get("requests.memory", 0))))
+                rows.append(
+                    (
+                        f"[{obj.app}] task pods (quota {obj.name} ceiling)",
+                        1,
+                        cpu_m(hard["requests.cpu"]),
+                        mem_mi(hard.get("requests.memory", 0)),
+                    )
+                )
     for what, cpu, mem, per_node in UNRENDERED:
         rows.append((what + " (estimate)", topo.nodes if per_node else 1, cpu, mem))
     return rows
@@ -923,7 +1012,9 @@ def check_db_urls(topo: render.Topology | None = None, script: Path | None = Non
             continue
         consumers = URL_CONSUMERS.get((ns, name, key))
         if consumers is None:
-            errors.append(f"{script.name}: secret {ns}/{name} key {key} holds a {scheme}:// URL that no image is known to read (add it to URL_CONSUMERS)")
+            errors.append(
+                f"{script.name}: secret {ns}/{name} key {key} holds a {scheme}:// URL that no image is known to read (add it to URL_CONSUMERS)"
+            )
             continue
         for lock in consumers:
             path = REPO / lock

@@ -134,7 +134,9 @@ class _Loader(yaml.CSafeLoader):
     """libyaml (the charts and CRDs are large); `=` is a plain string, as in Go's YAML."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:value", yaml.constructor.SafeConstructor.construct_yaml_str)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:value", yaml.constructor.SafeConstructor.construct_yaml_str
+)
 # Helm's releaseutil.SplitManifests: a document separator may be followed by anything.
 HELM_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
 
@@ -145,7 +147,11 @@ def load_all(text: str) -> list[Any]:
 
 def load_helm_manifest(text: str) -> list[Any]:
     """The documents of one rendered template, split the way Helm splits them."""
-    return [yaml.load(chunk, Loader=_Loader) for chunk in HELM_SEPARATOR.split(text) if chunk.strip()]
+    return [
+        yaml.load(chunk, Loader=_Loader)  # noqa: S506 (_Loader is CSafeLoader)
+        for chunk in HELM_SEPARATOR.split(text)
+        if chunk.strip()
+    ]
 
 
 def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
@@ -160,7 +166,7 @@ def kubectl() -> str:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kustomize_cached(directory: str) -> str:
     proc = subprocess.run(
         [kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory],
@@ -182,13 +188,24 @@ def render_path(path: Path) -> list[dict]:
     """What Argo CD makes of a directory source: kustomize, or the YAML files in it."""
     if not path.is_dir():
         raise RenderError(f"{path.relative_to(REPO)}: no such directory")
-    if any((path / n).is_file() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
+    if any(
+        (path / n).is_file() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+    ):
         return kustomize(path)
     docs = []
     for file in sorted(path.iterdir()):
         if file.suffix in (".yaml", ".yml", ".json"):
             docs += load_yaml_docs(file)
     return docs
+
+
+def render(directory: Path) -> list[dict]:
+    """One of our overlays or folders, as Argo CD renders it (kustomize or plain YAML)."""
+    return render_path(Path(directory))
+
+
+def overlay_dirs() -> list[Path]:
+    return sorted(p for p in CLUSTER.glob("apps/*/overlays/*") if p.is_dir())
 
 
 def app_wave(app: dict) -> int:
@@ -264,7 +281,7 @@ def value_file(ref: str) -> Path:
     return REPO / ref.removeprefix("$values/")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _helm(folder: str, values_json: str, release: str, namespace: str) -> tuple[dict, list]:
     from helm_python import Chart, _native  # imported lazily: a compiled Helm library
 

@@ -39,7 +39,9 @@ def run(topologies, names, quiet=False) -> int:
                 print(f"  ERROR {check}: {err}", file=sys.stderr)
             total += len(errs)
     if not quiet:
-        print(f"charts and schemas from {vendor.root()}; Kubernetes {checks.k8s_version()} (strict)")
+        print(
+            f"charts and schemas from {vendor.root()}; Kubernetes {checks.k8s_version()} (strict)"
+        )
     return 1 if total else 0
 
 

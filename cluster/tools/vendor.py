@@ -68,7 +68,11 @@ IMAGE_UPDATER = (
     "098b544f1c7d6d1368e89c3f8d92415ede353916",
     "config/crd/bases",
 )
-CNPG = ("cloudnative-pg/cloudnative-pg", "4b5e244a7d031f67e025c83c1555e7726ecbbfa1", "config/crd/bases")
+CNPG = (
+    "cloudnative-pg/cloudnative-pg",
+    "4b5e244a7d031f67e025c83c1555e7726ecbbfa1",
+    "config/crd/bases",
+)
 BARMAN = (
     "cloudnative-pg/plugin-barman-cloud",
     "1e13020fe5f09fd8fc29ea03828f7b61375b3721",
@@ -102,7 +106,10 @@ SCHEMA_SOURCES: list[tuple[str, str]] = (
         )
     ]
     + [
-        (f"crds-raw/cloudnative-pg/postgresql.cnpg.io_{n}.yaml", _raw(CNPG, f"postgresql.cnpg.io_{n}.yaml"))
+        (
+            f"crds-raw/cloudnative-pg/postgresql.cnpg.io_{n}.yaml",
+            _raw(CNPG, f"postgresql.cnpg.io_{n}.yaml"),
+        )
         for n in ("backups", "clusters", "scheduledbackups")
     ]
     + [
@@ -168,7 +175,9 @@ def pinned_charts() -> list[tuple[str, str, str]]:
 
 
 def _get(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "realtor-mlops make vendor"})
+    if not url.startswith("https://"):
+        raise ValueError(f"refusing a non-https URL: {url}")
+    request = urllib.request.Request(url, headers={"User-Agent": "realtor-mlops make vendor"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 (https only)
         return response.read()
 
