@@ -330,10 +330,27 @@ def namespace_levels(topo: render.Topology) -> dict[str, str]:
     return levels
 
 
+def pod_templates_in_configmaps(obj: render.Obj) -> list[render.Obj]:
+    """Pods kept as text in a ConfigMap (the KubernetesExecutor's pod_template_file.yaml):
+    the executor creates them in the ConfigMap's namespace."""
+    out = []
+    if obj.kind != "ConfigMap":
+        return out
+    for key, text in (obj.doc.get("data") or {}).items():
+        if key.endswith("pod_template_file.yaml"):
+            pod = yaml.safe_load(text) or {}
+            pod.setdefault("metadata", {})["namespace"] = obj.namespace
+            pod["metadata"].setdefault("name", key)
+            out.append(
+                render.Obj(pod, obj.app, obj.app_wave, f"{obj.origin} [{key}]", obj.phase, obj.wave)
+            )
+    return out
+
+
 def check_psa(topo: render.Topology) -> list[str]:
     levels = namespace_levels(topo)
     errors = []
-    for obj in applied(topo):
+    for obj in [o for base in applied(topo) for o in [base, *pod_templates_in_configmaps(base)]]:
         spec = pod_spec(obj.doc)
         if spec is None:
             continue
@@ -528,6 +545,33 @@ def all_images(obj: render.Obj) -> list[str]:
     return out
 
 
+def secrets_made_by(obj: render.Obj) -> set[str]:
+    """Secrets an object makes at run time: a cert-manager Certificate's secretName; or a
+    name a controller or hook Job is told in its args or env values (metallb's memberlist,
+    Argo CD's redis-secret-init, the Prometheus admission job)."""
+    if obj.kind == "Certificate":
+        return {str((obj.doc.get("spec") or {}).get("secretName", ""))}
+    spec = pod_spec(obj.doc)
+    if spec is None:
+        return set()
+    words: set[str] = set()
+    for c in containers(spec):
+        for text in list(c.get("args") or []) + list(c.get("command") or []):
+            words.update(re.findall(r"[a-z0-9][a-z0-9.-]*", str(text)))
+        for env in c.get("env") or []:
+            if "value" in env:
+                words.update(re.findall(r"[a-z0-9][a-z0-9.-]*", str(env["value"])))
+    for secret, command_word in IMPLIED_SECRETS.items():
+        if command_word in words:
+            words.add(secret)
+    return words
+
+
+# Secrets a command makes under a fixed name it is not told: `argocd admin
+# redis-initial-password` (the argo-cd chart's PreSync Job) writes argocd-redis.
+IMPLIED_SECRETS = {"argocd-redis": "redis-initial-password"}
+
+
 K3S_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
@@ -592,6 +636,26 @@ def check_waves(topo: render.Topology) -> list[str]:
             deps = [c for c in classes if c.name == cls] if cls else _default_class(classes)
             label = f"StorageClass {cls}" if cls else "a default StorageClass"
             later(obj, deps, f"{label} for its {what}", False)
+        for ref_kind, ref_name in sorted(set(pod_references(obj))):
+            if ref_kind == "Secret" and (obj.namespace, ref_name) in script_secrets():
+                continue  # cluster/secrets/create-secrets.sh, before the root application
+            deps = [
+                o
+                for o in objs
+                if o.namespace == obj.namespace
+                and o is not obj
+                and (
+                    (o.kind == ref_kind and o.name == ref_name)
+                    or (ref_kind == "Secret" and ref_name in secrets_made_by(o))
+                )
+            ]
+            if not deps:
+                errors.append(
+                    f"{obj.ref()} needs {ref_kind} {obj.namespace}/{ref_name}, which neither this "
+                    "topology nor cluster/secrets/create-secrets.sh creates: its pods never start"
+                )
+            elif all(d.app != obj.app for d in deps):
+                later(obj, deps, f"{ref_kind} {ref_name}", False)
         for image in sorted(set(all_images(obj))):
             errors += [f"{obj.ref()}: {p}" for p in image_problems(image)]
     return errors

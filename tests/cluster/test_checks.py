@@ -396,3 +396,37 @@ def test_vendor_download_fetches_pinned_charts_and_derives_crd_schemas(tmp_path)
         )
         == "https://x.io/charts/a-1.tgz"
     )
+
+
+def test_waves_flag_a_pod_whose_secret_nothing_creates():
+    pod = copy.deepcopy(RESTRICTED_POD)
+    pod["containers"][0]["envFrom"] = [{"secretRef": {"name": "nowhere"}}]
+    topo = topology(
+        [obj(ns("apps", "restricted"), "ns"), obj(deployment(pod=pod))], apps=(("ns", 0), ("a", 1))
+    )
+    errors = checks.check_waves(topo)
+    assert any("Secret apps/nowhere" in e for e in errors)
+    cert = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": "c", "namespace": "apps"},
+        "spec": {"secretName": "nowhere"},
+    }
+    topo.objects.append(obj(cert))
+    assert not [e for e in checks.check_waves(topo) if "Secret apps/nowhere" in e]
+
+
+def test_psa_checks_the_executor_pod_template_kept_in_a_configmap():
+    template = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": {"containers": [{"name": "base", "image": "x:1"}]},
+    }
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "airflow-config", "namespace": "apps"},
+        "data": {"pod_template_file.yaml": json.dumps(template)},
+    }
+    errors = checks.check_psa(topology([obj(ns("apps", "restricted")), obj(cm)]))
+    assert errors and "pod_template_file.yaml" in errors[0]
