@@ -19,13 +19,20 @@ pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason="shared schemas not
 
 
 @pytest.fixture(scope="module")
-def rendered():
-    return {str(d.relative_to(CLUSTER)): render.render(d) for d in render.overlay_dirs()}
+def topologies():
+    return {name: render.render_topology(name) for name in TOPOLOGIES}
 
 
 @pytest.fixture(scope="module")
-def topologies():
-    return {name: render.render_topology(name) for name in TOPOLOGIES}
+def rendered(topologies):
+    """{topology: {Application: [objects]}} of what we wrote (charts left out)."""
+    out = {}
+    for name, topo in topologies.items():
+        apps = out.setdefault(name, {})
+        for o in topo.objects:
+            if not o.from_chart:
+                apps.setdefault(o.app, []).append(o.doc)
+    return out
 
 
 def test_schema_version_matches_pinned_k3s_minor():
@@ -44,11 +51,24 @@ def test_every_topology_renders_and_passes_every_check(topologies, name):
         assert run(topo) == [], check
 
 
-def test_every_app_has_three_topology_overlays():
-    for app in sorted(p for p in (CLUSTER / "apps").iterdir() if (p / "base").is_dir()):
-        for topo in TOPOLOGIES:
-            assert (app / "overlays" / topo / "kustomization.yaml").is_file(), (app, topo)
-        assert (app / "README.md").is_file() or (CLUSTER / "apps/README.md").is_file()
+def test_no_overlay_is_an_empty_pass_through():
+    """One place per fact: an overlay exists only where its topology really differs."""
+    for kustomization in sorted(CLUSTER.glob("apps/*/overlays/*/kustomization.yaml")):
+        doc = yaml.safe_load(kustomization.read_text())
+        assert set(doc) - {"apiVersion", "kind", "resources"}, kustomization
+    for topo in ("two-node", "three-node"):
+        base = render.render(CLUSTER / "apps/longhorn/base")
+        assert render.render(CLUSTER / "apps/longhorn/overlays" / topo) != base
+
+
+def test_each_image_tag_lives_in_one_file():
+    for image in ("data-api", "serving", "ui"):
+        holders = [
+            p
+            for p in CLUSTER.rglob("kustomization.yaml")
+            if f"docker.io/realtor-mlops/{image}\n" in p.read_text() and "newTag" in p.read_text()
+        ]
+        assert holders == [CLUSTER / f"apps/{image}/base/kustomization.yaml"], image
 
 
 def test_real_kustomize_rejects_what_kustomize_rejects(tmp_path):
@@ -61,11 +81,10 @@ def test_real_kustomize_rejects_what_kustomize_rejects(tmp_path):
 
 
 def _workloads(rendered, topo="single-node"):
-    for key, docs in rendered.items():
-        if key.endswith("/" + topo):
-            for doc in docs:
-                if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
-                    yield key, doc
+    for key, docs in rendered[topo].items():
+        for doc in docs:
+            if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+                yield key, doc
 
 
 def test_our_workloads_have_resources_probes_and_restricted_context(rendered):
@@ -108,7 +127,7 @@ def test_ports_of_the_apps(rendered):
 
 def test_namespaces_carry_pod_security_labels_and_reasons(rendered):
     ours = {"data", "storage", "mlflow", "pipeline", "apps"}
-    for doc in rendered["apps/namespaces/overlays/single-node"]:
+    for doc in rendered["single-node"]["namespaces"]:
         if doc["kind"] != "Namespace":
             continue
         labels = doc["metadata"]["labels"]
@@ -120,7 +139,7 @@ def test_namespaces_carry_pod_security_labels_and_reasons(rendered):
 
 
 def test_default_deny_in_every_namespace_of_ours(rendered):
-    docs = rendered["apps/namespaces/overlays/single-node"]
+    docs = rendered["single-node"]["namespaces"]
     denied = {
         d["metadata"]["namespace"]
         for d in docs
@@ -139,9 +158,7 @@ def test_storage_class_replicas_follow_the_topology(rendered):
         "three-node": ("longhorn-three-replicas", "3"),
     }
     for topo, (name, replicas) in expected.items():
-        (sc,) = [
-            d for d in rendered["apps/longhorn/overlays/" + topo] if d["kind"] == "StorageClass"
-        ]
+        (sc,) = [d for d in rendered[topo]["longhorn-config"] if d["kind"] == "StorageClass"]
         assert sc["metadata"]["name"] == name
         assert sc["parameters"]["numberOfReplicas"] == replicas
         values = yaml.safe_load((HELM_VALUES / (f"longhorn/values-{topo}.yaml")).read_text())
@@ -151,7 +168,7 @@ def test_storage_class_replicas_follow_the_topology(rendered):
 def test_root_apps_point_at_their_topology(rendered):
     waves = {}
     for topo in TOPOLOGIES:
-        for app in rendered["apps/root/overlays/" + topo]:
+        for app in rendered[topo]["root"]:
             waves[app["metadata"]["name"]] = int(
                 app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
             )
@@ -169,11 +186,12 @@ def test_root_apps_point_at_their_topology(rendered):
 def test_root_bootstrap_apps_exist_for_each_topology():
     for topo in TOPOLOGIES:
         (app,) = render.load_yaml_docs(CLUSTER / "bootstrap/root" / (topo + ".yaml"))
-        assert app["spec"]["source"]["path"] == "cluster/apps/root/overlays/" + topo
+        expected = "base" if topo == "single-node" else "overlays/" + topo
+        assert app["spec"]["source"]["path"] == "cluster/apps/root/" + expected
 
 
 def test_chart_versions_are_pinned(rendered):
-    for app in rendered["apps/root/overlays/single-node"]:
+    for app in rendered["single-node"]["root"]:
         for src in app["spec"].get("sources", []):
             if "chart" in src:
                 assert re.match(r"^v?\d+\.\d+\.\d+$", src["targetRevision"]), src
@@ -181,7 +199,7 @@ def test_chart_versions_are_pinned(rendered):
 
 def test_ingress_hosts_are_nip_io_on_the_traefik_address(rendered):
     hosts = set()
-    for docs in rendered.values():
+    for docs in rendered["single-node"].values():
         for d in docs:
             if d["kind"] == "IngressRoute":
                 hosts |= set(re.findall(r"Host\(`([^`]+)`\)", d["spec"]["routes"][0]["match"]))
@@ -205,7 +223,7 @@ def test_image_updater_targets_serving_and_ui_with_sha_tags():
 
 
 def test_pipeline_namespace_has_runner_rbac_and_env(rendered):
-    docs = rendered["apps/pipeline/overlays/single-node"]
+    docs = rendered["single-node"]["pipeline"]
     kinds = {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs}
     assert ("ServiceAccount", "pipeline-runner", "pipeline") in kinds
     assert ("Role", "pipeline-launcher", "pipeline") in kinds
