@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checks
 import render
@@ -45,13 +47,53 @@ def run(topologies, names, quiet=False) -> int:
     return 1 if total else 0
 
 
+def chart_table(topo: render.Topology) -> str:
+    """Markdown: every chart, the version rendered, its objects and the images it runs."""
+    rows = [
+        "| Application | chart | version (app) | objects | images |",
+        "|---|---|---|---:|---|",
+    ]
+    for chart in sorted(topo.charts, key=lambda c: c.app):
+        meta = yaml.safe_load((vendor.charts_dir() / chart.chart / "Chart.yaml").read_text("utf-8"))
+        applied = [o for o in chart.objects if o.phase in checks.APPLIED]
+        images = sorted({i for o in applied for i in checks.all_images(o) if i})
+        rows.append(
+            f"| {chart.app} | {meta['name']} | {meta['version']} ({meta.get('appVersion', '')}) "
+            f"| {len(applied)} | {'<br>'.join(f'`{i}`' for i in images)} |"
+        )
+    return "\n".join(rows)
+
+
+def budget_table(topo: render.Topology) -> str:
+    rows = checks.budget_rows(topo)
+    cpu = sum(r * c for _, r, c, _ in rows)
+    mem = sum(r * m for _, r, _, m in rows)
+    lines = ["| what | x | CPU request | memory request |", "|---|---:|---:|---:|"]
+    for what, replicas, c, m in sorted(rows, key=lambda r: -r[1] * r[2]):
+        lines.append(f"| {what} | {replicas} | {c}m | {m}Mi |")
+    lines.append(f"| **total** ({topo.name}) | | **{cpu}m** | **{mem}Mi** |")
+    cap_cpu, cap_mem = checks.VM_CPU_M * topo.nodes, checks.VM_MEM_MI * topo.nodes
+    lines.append("")
+    lines.append(
+        f"{topo.nodes} x 4 vCPU / 16 GiB: requests use {100 * cpu / cap_cpu:.0f}% of the CPU and "
+        f"{100 * mem / cap_mem:.0f}% of the memory (budget: at most "
+        f"{100 * checks.MAX_CPU_SHARE:.0f}% and {100 * checks.MAX_MEM_SHARE:.0f}%)."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topology", action="append", choices=render.TOPOLOGIES)
     parser.add_argument("--check", action="append", choices=sorted(checks.CHECKS))
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--markdown", choices=["charts", "budget"], help="print a docs table")
     args = parser.parse_args(argv)
     vendor.root()  # one line and exit 1 when nothing is vendored
+    if args.markdown:
+        topo = render.render_topology((args.topology or ["single-node"])[0])
+        print(chart_table(topo) if args.markdown == "charts" else budget_table(topo))
+        return 0
     return run(args.topology or render.TOPOLOGIES, args.check or list(checks.CHECKS), args.quiet)
 
 

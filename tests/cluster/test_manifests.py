@@ -264,3 +264,15 @@ def test_cluster_readme_lists_every_root_application_with_its_wave():
             continue
         wave = doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
         assert f"| {wave} | {doc['metadata']['name']} |" in readme, path.name
+
+
+@pytest.mark.parametrize("table", ["charts", "budget"])
+def test_docs_tables_are_current(topologies, table):
+    text = (REPO / "docs/cluster.md").read_text()
+    start = "<!-- chart-table:start -->" if table == "charts" else "<!-- budget-table:start -->"
+    end = start.replace(":start", ":end")
+    current = text[text.index(start) + len(start) : text.index(end)].strip()
+    make = vm.chart_table if table == "charts" else vm.budget_table
+    assert current == make(topologies["single-node"]), (
+        f"docs/cluster.md is stale: python cluster/tools/validate_manifests.py --markdown {table}"
+    )
