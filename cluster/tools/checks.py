@@ -20,6 +20,8 @@ Each check takes a render.Topology and returns a list of error strings (empty = 
 * resources - every pod the DAG can create fits the pipeline namespace's ResourceQuota and
               LimitRange; the requests of everything rendered fit the topology's nodes.
 * db-urls   - every database URL's scheme names a driver the consuming image's lock installs.
+* project   - the AppProject permits every Application's sources, its destination and every
+              object's namespace or cluster-scoped kind (Argo CD refuses the rest).
 * labels    - the versions our values files name are those the pinned charts ship, and
               Airflow's airflowVersion is the Airflow of our image.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import fnmatch
 import functools
 import importlib.util
 import json
@@ -1098,6 +1101,64 @@ def check_db_urls(topo: render.Topology | None = None, script: Path | None = Non
     return errors
 
 
+# --- Argo CD project -----------------------------------------------------------------------------
+def _allowed(patterns: list[dict], group: str, kind: str) -> bool:
+    return any(
+        fnmatch.fnmatchcase(group, p.get("group", ""))
+        and fnmatch.fnmatchcase(kind, p.get("kind", ""))
+        for p in patterns
+    )
+
+
+def check_project(topo: render.Topology) -> list[str]:
+    """What Argo CD refuses to sync under an AppProject: a source repository, a destination
+    namespace, or a cluster-scoped kind the project does not permit, or a missing project."""
+    projects = {o.name: o.doc for o in topo.objects if o.kind == "AppProject"}
+    cluster_kinds = render.cluster_scoped_kinds(topo.objects)
+    apps = dict(topo.applications)
+    apps["root"] = render.root_application(topo.name)
+    errors = []
+    for name, app in sorted(apps.items()):
+        spec = app["spec"]
+        project = projects.get(spec.get("project", "default"))
+        if project is None:
+            errors.append(f"Application {name}: project {spec.get('project')!r} is not defined")
+            continue
+        pspec = project["spec"]
+        repos = pspec.get("sourceRepos") or []
+        for src in spec.get("sources") or [spec.get("source") or {}]:
+            if not any(fnmatch.fnmatchcase(src.get("repoURL", ""), r) for r in repos):
+                errors.append(
+                    f"Application {name}: source {src.get('repoURL')} is not in project sourceRepos"
+                )
+        dests = pspec.get("destinations") or []
+
+        def permitted(namespace: str, dests: list = dests) -> bool:
+            return any(fnmatch.fnmatchcase(namespace, d.get("namespace", "")) for d in dests)
+
+        if not permitted(spec["destination"].get("namespace", "")):
+            errors.append(
+                f"Application {name}: destination namespace {spec['destination'].get('namespace')} not permitted"
+            )
+        for obj in topo.objects:
+            if obj.app != name or obj.phase not in APPLIED:
+                continue
+            api = obj.doc.get("apiVersion", "")
+            group = api.split("/")[0] if "/" in api else ""
+            if obj.kind in cluster_kinds:
+                if not _allowed(pspec.get("clusterResourceWhitelist") or [], group, obj.kind):
+                    errors.append(
+                        f"{obj.ref()}: cluster-scoped {group or 'core'}/{obj.kind} is not in the "
+                        f"clusterResourceWhitelist of project {spec.get('project')}: Argo CD refuses it"
+                    )
+            elif obj.namespace and not permitted(obj.namespace):
+                errors.append(
+                    f"{obj.ref()}: namespace {obj.namespace} is not a destination of project "
+                    f"{spec.get('project')}: Argo CD refuses it"
+                )
+    return errors
+
+
 # --- version labels -----------------------------------------------------------------------------
 VERSION = re.compile(r"(chart )?\b(v?\d+(?:\.\d+){1,2}|v\d+)\b")
 
@@ -1162,4 +1223,5 @@ CHECKS: dict[str, Check] = {
     "resources": check_resources,
     "db-urls": check_db_urls,
     "labels": check_labels,
+    "project": check_project,
 }
