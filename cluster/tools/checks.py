@@ -421,6 +421,28 @@ def script_secrets() -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+@functools.lru_cache(maxsize=1)
+def script_secret_keys() -> dict[tuple[str, str], frozenset[str]]:
+    """{(namespace, name): keys} of the Secrets create-secrets.sh writes with apply_secret."""
+    text = re.sub(r"\\\n\s*", " ", (REPO / "cluster/secrets/create-secrets.sh").read_text("utf-8"))
+    out = {}
+    for m in re.finditer(r"^\s*apply_secret\s+(\S+)\s+(\S+)\s+\S+\s+(.*)$", text, re.M):
+        ns, name, rest = m.groups()
+        out[(ns, name)] = frozenset(re.findall(r'(?:^|\s)"?([A-Za-z_][A-Za-z0-9_.-]*)=', rest))
+    return out
+
+
+def secret_key_refs(obj: render.Obj) -> list[tuple[str, str]]:
+    spec = pod_spec(obj.doc)
+    out = []
+    for c in containers(spec) if spec else []:
+        for env in c.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and not ref.get("optional"):
+                out.append((ref["name"], ref["key"]))
+    return out
+
+
 PHASE_ORDER = {"PreSync": 0, "Sync": 1, "PostSync": 2}
 
 
@@ -643,6 +665,13 @@ def check_waves(topo: render.Topology) -> list[str]:
             deps = [c for c in classes if c.name == cls] if cls else _default_class(classes)
             label = f"StorageClass {cls}" if cls else "a default StorageClass"
             later(obj, deps, f"{label} for its {what}", False)
+        for name, key in secret_key_refs(obj):
+            keys = script_secret_keys().get((obj.namespace, name))
+            if keys is not None and key not in keys:
+                errors.append(
+                    f"{obj.ref()} reads key {key!r} of Secret {obj.namespace}/{name}, which "
+                    f"create-secrets.sh writes with keys {sorted(keys)}: the pod never starts"
+                )
         for ref_kind, ref_name in sorted(set(pod_references(obj))):
             if ref_kind == "Secret" and (obj.namespace, ref_name) in script_secrets():
                 continue  # cluster/secrets/create-secrets.sh, before the root application

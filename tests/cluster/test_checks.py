@@ -529,3 +529,18 @@ def test_refs_flag_routes_and_scrapes_that_lead_nowhere():
     svc["spec"]["selector"] = {"app": "other"}
     errors = checks.check_refs(topology([obj(deployment()), obj(svc), obj(route), obj(monitor)]))
     assert len(errors) == 3
+
+
+def test_waves_flag_a_key_the_secrets_script_does_not_write():
+    def topo(key):
+        pod = copy.deepcopy(RESTRICTED_POD)
+        ref = {"secretKeyRef": {"name": "airflow-admin", "key": key}}
+        pod["containers"][0]["env"] = [{"name": "P", "valueFrom": ref}]
+        objects = [
+            obj(ns("airflow", "baseline"), "ns"),
+            obj(deployment(namespace="airflow", pod=pod)),
+        ]
+        return topology(objects, apps=(("ns", 0), ("a", 1)))
+
+    assert not [e for e in checks.check_waves(topo("password")) if "airflow-admin" in e]
+    assert [e for e in checks.check_waves(topo("pasword")) if "key 'pasword'" in e]
