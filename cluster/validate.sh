@@ -6,7 +6,8 @@
 #   2. actionlint         .github/workflows/
 #   3. cluster checks     each topology rendered as Argo CD would (every chart with Helm's
 #                         engine, our trees with kustomize) and checked: strict schemas, Pod
-#                         Security, hooks, waves, values keys, quota and node budget, DB URLs
+#                         Security, hooks, waves, values keys, quota and node budget, DB URLs,
+#                         version labels, AppProject permissions, routes and scrapes
 #                         (cluster/tools/validate_manifests.py; checks.py says what each does)
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script
@@ -68,7 +69,7 @@ run_bats() { need "${BATS}" bats && "${BATS}" tests/cluster/bats; }
 
 step "yamllint" run_yamllint
 step "actionlint" run_actionlint
-step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs)" \
+step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs)" \
   "${PYTHON}" cluster/tools/validate_manifests.py
 step "checkov" run_checkov
 step "shellcheck" run_shellcheck

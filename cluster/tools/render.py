@@ -6,7 +6,8 @@
 * Helm sources: Helm's own engine (helm-python-sdk) on the pinned upstream chart
   (cluster/tools/vendor.py says where), with the Application's value files merged in order,
   its release name and destination namespace, hooks included, the chart's crds/ folder
-  included, and the API versions of every CRD available (Argo CD passes the cluster's).
+  included, the pinned K3s' Kubernetes version and the API versions of every CRD available
+  (Argo CD passes the cluster's).
 * Argo CD semantics: a namespaced object without a namespace gets the destination
   namespace; Helm hooks become Argo CD phases (pre-install/pre-upgrade -> PreSync,
   post-install/post-upgrade -> PostSync, pre-delete -> PreDelete, post-delete ->
@@ -265,6 +266,27 @@ def crd_api_versions() -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+@functools.lru_cache(maxsize=1)
+def kube_version() -> str:
+    """The Kubernetes version of the pinned K3s (Argo CD renders with the cluster's)."""
+    text = (CLUSTER / "bootstrap/versions.env").read_text(encoding="utf-8")
+    match = re.search(r'^K3S_VERSION="(v\d+\.\d+\.\d+)', text, re.M)
+    if not match:
+        raise RenderError("K3S_VERSION missing from cluster/bootstrap/versions.env")
+    return match.group(1)
+
+
+def _crd_versions(doc: dict) -> list[str]:
+    if doc.get("kind") != "CustomResourceDefinition":
+        return []
+    spec = doc.get("spec") or {}
+    out = []
+    for version in spec.get("versions") or []:
+        out.append(f"{spec['group']}/{version['name']}")
+        out.append(f"{spec['group']}/{version['name']}/{spec['names']['kind']}")
+    return out
+
+
 def chart_folder(chart: str, version: str) -> Path:
     folder = vendor.charts_dir() / f"{chart}-{version}"
     if not (folder / "Chart.yaml").is_file():
@@ -282,14 +304,17 @@ def value_file(ref: str) -> Path:
 
 
 @functools.cache
-def _helm(folder: str, values_json: str, release: str, namespace: str) -> tuple[dict, list]:
+def _helm(
+    folder: str, values_json: str, release: str, namespace: str, api_versions: tuple[str, ...]
+) -> tuple[dict, list]:
     from helm_python import Chart, _native  # imported lazily: a compiled Helm library
 
     opts = {
         "name": release,
         "namespace": namespace,
         "is_install": True,
-        "api_versions": list(crd_api_versions()),
+        "api_versions": list(api_versions),
+        "kube_version": kube_version(),
     }
     with Chart.load(folder) as chart:
         try:
@@ -302,7 +327,7 @@ def _helm(folder: str, values_json: str, release: str, namespace: str) -> tuple[
     return out, crds
 
 
-def render_chart(app: dict, source: dict) -> ChartRender:
+def render_chart(app: dict, source: dict, api_versions: tuple[str, ...] = ()) -> ChartRender:
     spec = app["spec"]
     helm = source.get("helm") or {}
     files = list(helm.get("valueFiles") or [])
@@ -316,7 +341,9 @@ def render_chart(app: dict, source: dict) -> ChartRender:
     folder = chart_folder(source["chart"], str(source["targetRevision"]))
     release = helm.get("releaseName") or app["metadata"]["name"]
     namespace = spec["destination"].get("namespace", "")
-    manifests, crds = _helm(str(folder), json.dumps(values), release, namespace)
+    manifests, crds = _helm(
+        str(folder), json.dumps(values), release, namespace, api_versions or crd_api_versions()
+    )
     result = ChartRender(
         app["metadata"]["name"],
         folder.name,
@@ -341,14 +368,16 @@ def _set_namespace(obj: Obj, namespace: str, cluster_kinds: set[str]) -> None:
         meta["namespace"] = namespace
 
 
-def render_application(app: dict) -> tuple[list[Obj], list[ChartRender]]:
+def render_application(
+    app: dict, api_versions: tuple[str, ...] = ()
+) -> tuple[list[Obj], list[ChartRender]]:
     spec = app["spec"]
     name = app["metadata"]["name"]
     objects: list[Obj] = []
     charts: list[ChartRender] = []
     for source in spec.get("sources") or [spec.get("source")]:
         if source.get("chart"):
-            chart = render_chart(app, source)
+            chart = render_chart(app, source, api_versions)
             charts.append(chart)
             objects += chart.objects
         elif source.get("path"):
@@ -385,17 +414,27 @@ def render_topology(topology: str) -> Topology:
         obj.app, obj.app_wave = "root", -50
     objects += root_objs
     applications = {o.name: o.doc for o in root_objs if o.kind == "Application"}
-    charts: list[ChartRender] = []
-    per_app: list[tuple[dict, list[Obj]]] = []
-    errors = []
-    for app in applications.values():
-        try:
-            objs, app_charts = render_application(app)
-        except (RenderError, OSError, yaml.YAMLError) as exc:
-            errors.append(f"[{app['metadata']['name']}] render failed: {exc}")
-            continue
-        charts += app_charts
-        per_app.append((app, objs))
+    # Twice if need be: the CRDs that charts render from templates (cert-manager's, for one)
+    # are API versions the cluster serves once they are applied, as Argo CD then sees them.
+    api_versions = crd_api_versions()
+    for _ in range(2):
+        charts: list[ChartRender] = []
+        per_app: list[tuple[dict, list[Obj]]] = []
+        errors = []
+        for app in applications.values():
+            try:
+                objs, app_charts = render_application(app, api_versions)
+            except (RenderError, OSError, yaml.YAMLError) as exc:
+                errors.append(f"[{app['metadata']['name']}] render failed: {exc}")
+                continue
+            charts += app_charts
+            per_app.append((app, objs))
+        served = set(api_versions) | {
+            v for _, objs in per_app for o in objs for v in _crd_versions(o.doc)
+        }
+        if served == set(api_versions):
+            break
+        api_versions = tuple(sorted(served))
     cluster_kinds = cluster_scoped_kinds(objects + [o for _, objs in per_app for o in objs])
     for app, objs in per_app:
         for obj in objs:
