@@ -874,26 +874,27 @@ def dag_pods() -> list[tuple[str, list[dict]]]:
 
 
 def with_limit_range(cs: list[dict], limit_ranges: list[dict]) -> tuple[list[dict], list[str]]:
-    """Containers after the LimitRange's defaults; and what its min/max refuse."""
+    """Containers as admitted: the API server's defaulting (a limit without a request makes
+    the request), then the LimitRanger (default limit, defaultRequest - or the default limit -
+    as request); and what the LimitRange's min and max refuse."""
+    conv = {"cpu": cpu_m, "memory": mem_mi}
     out, errors = [], []
     for c in copy.deepcopy(cs):
         res = c.setdefault("resources", {})
+        limits = res.setdefault("limits", {})
+        requests = res.setdefault("requests", {})
+        for k, v in limits.items():
+            requests.setdefault(k, v)
         for lr in limit_ranges:
-            for item in lr.get("spec", {}).get("limits", []):
+            for item in (lr.get("spec") or {}).get("limits") or []:
                 if item.get("type") != "Container":
                     continue
-                limits = res.setdefault("limits", {})
-                requests = res.setdefault("requests", {})
                 for k, v in (item.get("default") or {}).items():
                     limits.setdefault(k, v)
-                for k, v in (item.get("defaultRequest") or {}).items():
-                    requests.setdefault(
-                        k,
-                        limits.get(k, v)
-                        if k not in requests and k in limits and "defaultRequest" not in item
-                        else v,
-                    )
-                conv = {"cpu": cpu_m, "memory": mem_mi}
+                for k, v in (
+                    (item.get("default") or {}) | (item.get("defaultRequest") or {})
+                ).items():
+                    requests.setdefault(k, v)
                 for k, v in (item.get("max") or {}).items():
                     if k in conv and k in limits and conv[k](limits[k]) > conv[k](v):
                         errors.append(

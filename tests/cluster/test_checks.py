@@ -544,3 +544,31 @@ def test_waves_flag_a_key_the_secrets_script_does_not_write():
 
     assert not [e for e in checks.check_waves(topo("password")) if "airflow-admin" in e]
     assert [e for e in checks.check_waves(topo("pasword")) if "key 'pasword'" in e]
+
+
+def test_resources_apply_the_limit_range_as_admission_does():
+    ranges = [
+        {
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": "1", "memory": "2Gi"},
+                        "defaultRequest": {"cpu": "250m"},
+                        "max": {"memory": "4Gi"},
+                    }
+                ]
+            }
+        }
+    ]
+    bare = [{"name": "a"}]
+    (filled,), errors = checks.with_limit_range(bare, ranges)
+    assert filled["resources"] == {
+        "limits": {"cpu": "1", "memory": "2Gi"},
+        "requests": {"cpu": "250m", "memory": "2Gi"},
+    }
+    assert errors == []
+    limited = [{"name": "b", "resources": {"limits": {"cpu": "500m", "memory": "8Gi"}}}]
+    (filled,), errors = checks.with_limit_range(limited, ranges)
+    assert filled["resources"]["requests"] == {"cpu": "500m", "memory": "8Gi"}
+    assert errors and "above the LimitRange max 4Gi" in errors[0]
