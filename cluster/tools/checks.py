@@ -159,6 +159,14 @@ def validate_object(doc: dict, crds: dict, version: str) -> list[str]:
     return []
 
 
+ANNOTATION_LIMIT = 262144  # bytes of all annotations; client-side apply copies the object there
+
+
+def sync_options(topo: render.Topology, app: str) -> list[str]:
+    spec = (topo.applications.get(app) or {}).get("spec") or {}
+    return list((spec.get("syncPolicy") or {}).get("syncOptions") or [])
+
+
 def check_schemas(topo: render.Topology) -> list[str]:
     version = k8s_version()
     crds = crd_schemas(topo)
@@ -166,6 +174,17 @@ def check_schemas(topo: render.Topology) -> list[str]:
     for obj in topo.objects:
         if obj.phase == "Ignored":
             continue
+        size = len(json.dumps(obj.doc, separators=(",", ":")))
+        if (
+            size > ANNOTATION_LIMIT
+            and obj.app in topo.applications
+            and "ServerSideApply=true" not in sync_options(topo, obj.app)
+        ):
+            errors.append(
+                f"{obj.ref()}: {size} bytes, over the {ANNOTATION_LIMIT}-byte annotation limit "
+                "that a client-side apply's last-applied-configuration hits: set "
+                "ServerSideApply=true on the Application"
+            )
         for err in validate_object(obj.doc, crds, version):
             errors.append(f"{obj.ref()}: {err}")
     return errors

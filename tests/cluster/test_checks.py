@@ -572,3 +572,16 @@ def test_resources_apply_the_limit_range_as_admission_does():
     (filled,), errors = checks.with_limit_range(limited, ranges)
     assert filled["resources"]["requests"] == {"cpu": "500m", "memory": "8Gi"}
     assert errors and "above the LimitRange max 4Gi" in errors[0]
+
+
+def test_schemas_flag_an_object_too_large_for_client_side_apply():
+    big = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big", "namespace": "apps"},
+    }
+    big["data"] = {"blob": "x" * 300000}
+    topo = topology([obj(big)])
+    assert "ServerSideApply=true" in checks.check_schemas(topo)[0]
+    topo.applications["a"]["spec"]["syncPolicy"] = {"syncOptions": ["ServerSideApply=true"]}
+    assert checks.check_schemas(topo) == []
