@@ -661,8 +661,37 @@ def check_waves(topo: render.Topology) -> list[str]:
         elif not deps:
             errors.append(f"{obj.ref()} needs {what}, which nothing in this topology creates")
 
+    plurals = {
+        (o.doc["spec"]["group"], o.doc["spec"]["names"]["kind"]): o.doc["spec"]["names"]["plural"]
+        for o in objs
+        if o.kind == "CustomResourceDefinition"
+    }
+    webhooks = [
+        (o, hook)
+        for o in objs
+        if o.kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+        for hook in o.doc.get("webhooks") or []
+        if hook.get("failurePolicy", "Fail") == "Fail"
+    ]
     for obj in objs:
         api, kind = obj.doc.get("apiVersion", ""), obj.kind
+        group = api.split("/")[0] if "/" in api else ""
+        plural = plurals.get((group, kind), kind.lower() + "s")
+        for config, hook in webhooks:
+            if config.app == obj.app:
+                continue
+            for rule in hook.get("rules") or []:
+                groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
+                if (group in groups or "*" in groups) and (
+                    plural in resources or "*" in resources or "*/*" in resources
+                ):
+                    later(
+                        obj,
+                        [config],
+                        f"the admission webhook {hook['name']} (failurePolicy Fail)",
+                        True,
+                    )
+                    break
         if not is_builtin(api) and kind != "CustomResourceDefinition":
             later(obj, crd_by_kind.get((api, kind), []), f"the CRD of {api} {kind}", True)
         if obj.namespace and obj.kind != "Namespace" and obj.namespace not in K3S_NAMESPACES:

@@ -585,3 +585,28 @@ def test_schemas_flag_an_object_too_large_for_client_side_apply():
     assert "ServerSideApply=true" in checks.check_schemas(topo)[0]
     topo.applications["a"]["spec"]["syncPolicy"] = {"syncOptions": ["ServerSideApply=true"]}
     assert checks.check_schemas(topo) == []
+
+
+def test_waves_flag_a_resource_applied_with_its_admission_webhook():
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "metallb"},
+        "webhooks": [
+            {
+                "name": "pools.metallb.io",
+                "rules": [{"apiGroups": ["metallb.io"], "resources": ["ipaddresspools"]}],
+            }
+        ],
+    }
+
+    def topo(pool_wave):
+        objects = [
+            obj(ns("metallb-system", "privileged"), "ns"),
+            obj(webhook, "metallb"),
+            obj(_pool(), "pool"),
+        ]
+        return topology(objects, apps=(("ns", 0), ("metallb", 1), ("pool", pool_wave)))
+
+    assert [e for e in checks.check_waves(topo(1)) if "admission webhook" in e]
+    assert not [e for e in checks.check_waves(topo(2)) if "admission webhook" in e]
