@@ -2,7 +2,7 @@
 
 Each check takes a render.Topology and returns a list of error strings (empty = pass):
 
-* schemas   - strict schema of every object: built-in kinds against the Kubernetes schemas of
+* schemas   - strict schema of every object (and none too large for a client-side apply): built-in kinds against the Kubernetes schemas of
               the pinned K3s minor (kubernetes-validate, unknown fields fail); custom resources
               against the CRDs the charts render (else ../shared/schemas/crds), made strict
               (unknown fields fail unless the CRD preserves unknown fields); no schema = error.
@@ -12,14 +12,18 @@ Each check takes a render.Topology and returns a list of error strings (empty = 
               creates anything, so what it mounts or runs as must exist already; a Sync
               resource must not need something only a PostSync hook creates.
 * waves     - sync waves against health: a custom resource needs its CRD in the same
-              Application or an earlier wave; a LoadBalancer Service needs a MetalLB pool, a
-              volume claim its StorageClass, in the same or an earlier wave; an object needs
-              its namespace; our images must be built by the images workflow.
+              Application or an earlier wave, and the failing-closed admission webhook that
+              guards it in an earlier one; a LoadBalancer Service needs a MetalLB pool, a volume
+              claim its StorageClass, a pod its Secrets and ConfigMaps (rendered, made by a
+              producer, or written by create-secrets.sh with the keys it reads), in the same or
+              an earlier wave; an object needs its namespace; our images must be built by the
+              images workflow from the right stage.
 * values    - every key we set in helm-values exists in the chart's values (or its schema,
               or is read whole by a template), so a silently ignored setting fails.
 * resources - every pod the DAG can create fits the pipeline namespace's ResourceQuota and
               LimitRange; the requests of everything rendered fit the topology's nodes.
-* db-urls   - every database URL's scheme names a driver the consuming image's lock installs.
+* db-urls   - every database URL create-secrets.sh writes names a driver that the lock of each
+              image reading it (rendered pods, the DAG's task pods) installs.
 * project   - the AppProject permits every Application's sources, its destination and every
               object's namespace or cluster-scoped kind (Argo CD refuses the rest).
 * refs      - an IngressRoute's Service and port exist, a ServiceMonitor selects a Service
@@ -1107,20 +1111,33 @@ DRIVERS = {
     "mysql+pymysql": "pymysql",
     "sqlite": None,
 }
-# Which image (its lock) reads each database URL the bootstrap secrets hold.
-URL_CONSUMERS = {
-    ("mlflow", "mlflow-secrets", "MLFLOW_BACKEND_STORE_URI"): ["images/mlflow/requirements.txt"],
-    ("airflow", "airflow-metadata", "connection"): ["images/airflow/requirements.txt"],
-    ("pipeline", "pipeline-secrets", "LEDGER_URL"): [
-        "images/fetch/requirements.txt",
-        "images/validate/requirements.txt",
-        "images/drift-check/requirements.txt",
-        "images/train/requirements.txt",
-        "images/promote/requirements.txt",
-        "images/record/requirements.txt",
-    ],
-    ("apps", "apps-secrets", "DATABASE_URL"): ["images/ui/requirements.txt"],
-}
+
+
+def url_consumers(topo: render.Topology, namespace: str, secret: str, key: str) -> set[str]:
+    """Locks (images/<image>/requirements.txt) of the images that read key `key` of a
+    Secret: the rendered pods that mount it as env (envFrom, secretKeyRef), and the DAG's
+    task pods for the Secret they take env_from (dags/realtor/config.py's env_secret)."""
+    out = set()
+    for obj in applied(topo):
+        spec = pod_spec(obj.doc)
+        if spec is None or obj.namespace != namespace:
+            continue
+        for c in containers(spec):
+            reads = any(
+                (e.get("secretRef") or {}).get("name") == secret for e in c.get("envFrom") or []
+            ) or any(
+                ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == secret
+                and e["valueFrom"]["secretKeyRef"].get("key") == key
+                for e in c.get("env") or []
+            )
+            image = str(c.get("image", ""))
+            if reads and image.startswith(OUR_REGISTRY):
+                name = image.removeprefix(OUR_REGISTRY).split(":")[0]
+                out.add(f"images/{name}/requirements.txt")
+    if (namespace, secret) == ("pipeline", "pipeline-secrets"):
+        specs = _load_module("realtor_specs_for_checks", REPO / "dags/realtor/specs.py")
+        out |= {f"images/{spec.image}/requirements.txt" for spec in specs.TASKS.values()}
+    return out
 
 
 def lock_versions(lock: Path) -> dict[str, str]:
@@ -1153,19 +1170,21 @@ def script_urls(text: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def check_db_urls(topo: render.Topology | None = None, script: Path | None = None) -> list[str]:
+def check_db_urls(topo: render.Topology, script: Path | None = None) -> list[str]:
+    """Every database URL create-secrets.sh writes, against the lock of each image that reads it."""
     script = script or REPO / "cluster/secrets/create-secrets.sh"
     errors = []
     for ns, name, key, scheme in script_urls(script.read_text(encoding="utf-8")):
         if not scheme.startswith(("postgres", "mysql", "sqlite")):
             continue
-        consumers = URL_CONSUMERS.get((ns, name, key))
-        if consumers is None:
+        consumers = url_consumers(topo, ns, name, key)
+        if not consumers:
             errors.append(
-                f"{script.name}: secret {ns}/{name} key {key} holds a {scheme}:// URL that no image is known to read (add it to URL_CONSUMERS)"
+                f"{script.name}: secret {ns}/{name} key {key} holds a {scheme}:// URL that no "
+                "image of ours reads: drop it, or its reader is missing from the tree"
             )
             continue
-        for lock in consumers:
+        for lock in sorted(consumers):
             path = REPO / lock
             if not path.is_file():
                 continue  # the image is not in this tree yet: the waves check names it
