@@ -39,6 +39,7 @@ import copy
 import fnmatch
 import functools
 import importlib.util
+import ipaddress
 import json
 import re
 import sys
@@ -624,6 +625,25 @@ def secrets_made_by(obj: render.Obj) -> set[str]:
 IMPLIED_SECRETS = {"argocd-redis": "redis-initial-password"}
 
 
+def requested_ips(doc: dict) -> list[str]:
+    annotations = (doc.get("metadata") or {}).get("annotations") or {}
+    ips = [i.strip() for i in str(annotations.get("metallb.io/loadBalancerIPs", "")).split(",")]
+    ips.append(str((doc.get("spec") or {}).get("loadBalancerIP", "")))
+    return [i for i in ips if i]
+
+
+def in_pool(ip: str, pool: dict) -> bool:
+    address = ipaddress.ip_address(ip)
+    for item in (pool.get("spec") or {}).get("addresses") or []:
+        if "-" in item:
+            first, last = (ipaddress.ip_address(p.strip()) for p in item.split("-", 1))
+            if first <= address <= last:
+                return True
+        elif address in ipaddress.ip_network(item, strict=False):
+            return True
+    return False
+
+
 K3S_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
@@ -712,6 +732,12 @@ def check_waves(topo: render.Topology) -> list[str]:
                 later(obj, ns, f"namespace {obj.namespace}", False)
         if kind == "Service" and (obj.doc.get("spec") or {}).get("type") == "LoadBalancer":
             later(obj, pools, "a MetalLB IPAddressPool to get an address", False)
+            for ip in requested_ips(obj.doc):
+                if pools and not any(in_pool(ip, p.doc) for p in pools):
+                    errors.append(
+                        f"{obj.ref()}: asks for address {ip}, which no IPAddressPool holds: "
+                        "MetalLB never assigns it and the Service stays pending"
+                    )
             later(obj, adverts, "a MetalLB L2Advertisement to announce it", False)
         for what, cls in claims(obj):
             deps = [c for c in classes if c.name == cls] if cls else _default_class(classes)

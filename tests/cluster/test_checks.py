@@ -618,3 +618,26 @@ def test_waves_flag_a_resource_applied_with_its_admission_webhook():
 
     assert [e for e in checks.check_waves(topo(1)) if "admission webhook" in e]
     assert not [e for e in checks.check_waves(topo(2)) if "admission webhook" in e]
+
+
+def test_waves_flag_a_load_balancer_address_outside_every_pool():
+    pool = _pool()
+    pool["spec"] = {"addresses": ["10.43.100.95-10.43.100.99"]}
+    lb = _lb()
+    lb["metadata"]["annotations"] = {"metallb.io/loadBalancerIPs": "10.43.100.95"}
+    objects = [obj(ns("apps", "privileged"), "ns"), obj(ns("metallb-system", "privileged"), "ns")]
+    good = topology(
+        [*objects, obj(lb, "t"), obj(pool, "p"), obj(_pool("L2Advertisement"), "p")],
+        apps=(("ns", 0), ("p", 1), ("t", 2)),
+    )
+    assert checks.check_waves(good) == [] or not [
+        e for e in checks.check_waves(good) if "no IPAddressPool" in e
+    ]
+    lb["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] = "10.43.100.120"
+    bad = topology(
+        [*objects, obj(lb, "t"), obj(pool, "p"), obj(_pool("L2Advertisement"), "p")],
+        apps=(("ns", 0), ("p", 1), ("t", 2)),
+    )
+    assert [
+        e for e in checks.check_waves(bad) if "10.43.100.120, which no IPAddressPool holds" in e
+    ]
