@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 AIRFLOW_PY := $(AIRFLOW_VENV)/bin/python
 
-.PHONY: help setup vendor lock demo demo-fetch test test-dags test-e2e test-fast lint format validate airflow bench clean
+.PHONY: help setup vendor lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate airflow bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ lock: | $(UV) ## re-resolve every lock file from its .in file (needs PyPI)
 # --- the two commands ---------------------------------------------------------------------------
 demo: setup ## the real DAG through Airflow, once per batch until the API is exhausted, then a summary table
 	$(PY) scripts/demo_pipeline.py $(DEMO_ARGS)
+
+serve: setup ## serving (:8000) and the UI (:8501) on the demo's stores until Ctrl-C (after make demo)
+	$(PY) scripts/local_apps.py $(SERVE_ARGS)
 
 demo-fetch: setup ## the ingestion alone: start the simulator, fetch every batch, print the raw zone
 	$(PY) scripts/demo_fetch.py

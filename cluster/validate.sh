@@ -9,6 +9,7 @@
 #                         Security, hooks, waves, values keys, quota and node budget, DB URLs,
 #                         version labels, AppProject permissions, routes and scrapes
 #                         (cluster/tools/validate_manifests.py; checks.py says what each does)
+#      route auth         every way in has an auth middleware or is in cluster/public-routes.yaml
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script
 #   6. bats               the bootstrap scripts in dry-run mode, all three topologies
@@ -71,6 +72,7 @@ step "yamllint" run_yamllint
 step "actionlint" run_actionlint
 step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs)" \
   "${PYTHON}" cluster/tools/validate_manifests.py
+step "route authentication (three topologies)" "${PYTHON}" cluster/tools/route_auth.py --quiet
 step "checkov" run_checkov
 step "shellcheck" run_shellcheck
 step "bats (dry runs, three topologies)" run_bats

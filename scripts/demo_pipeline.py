@@ -11,7 +11,8 @@ the Airflow CLI of ``.venv-airflow``. Everything is embedded, nothing needs Dock
 It triggers ``realtor_replay`` (start the API's batches and the ledger cursor over), then
 ``airflow dags test realtor_pipeline`` per batch until fetch reports ``exhausted``, showing each
 task's summary line as it finishes, and prints what happened to every batch, read back from
-the ledger. ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
+the ledger. Then it starts serving on the same stores, prices a few houses, explains one, and
+stops it (``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running). ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
 without it, batches already in the ledger come back as duplicates and keep their decisions.
 Whatever it started, it stops (also on Ctrl-C). Environment variables already set win over
 the demo's defaults (e.g. ``MIN_TRAIN_ROWS``, ``TRAIN_TIME_BUDGET_SECONDS``).
@@ -46,6 +47,8 @@ FULL_SCALE_MIN_TRAIN_ROWS = 10_000
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from scripts.local_apps import DEMO_STORES, serve_and_try  # noqa: E402
+
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
 _ENDED = re.compile(r"\[DAG TEST\] end task task_id=(\w+)")
 _RSS = re.compile(r"tasks\.\w+: exit \d+, peak RSS (\d+) MiB")
@@ -77,10 +80,7 @@ def demo_environment(args: argparse.Namespace, api_url: str) -> dict[str, str]:
         "PIPELINE_SCHEDULE": "none",
         "GROUP_NUMBER": str(args.group_number),
         "DAY": args.day,
-        "LEDGER_URL": f"sqlite:///{VAR / 'ledger.db'}",
-        "STORAGE_URL": (VAR / "lake").as_uri(),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{VAR / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_LOCATION": str(VAR / "mlartifacts"),
+        **DEMO_STORES,
         # the volume rule scaled like the data (10,000 rows at full scale)
         "MIN_TRAIN_ROWS": str(max(1, round(FULL_SCALE_MIN_TRAIN_ROWS * args.scale))),
         "TRAIN_TIME_BUDGET_SECONDS": "20",
@@ -255,6 +255,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--day", default="Tuesday")
     parser.add_argument("--max-runs", type=int, default=10, help="stop after this many runs")
     parser.add_argument("--fresh", action="store_true", help="start from an empty ledger/store")
+    parser.add_argument(
+        "--no-serving", action="store_true", help="do not start serving at the end to try the model"
+    )
     return parser.parse_args(argv)
 
 
@@ -294,8 +297,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say(f"stopped after --max-runs {args.max_runs} runs (the API is not exhausted yet)")
     print_table(summaries(args.group_number, args.day))
+    if args.no_serving:
+        say("serving skipped (--no-serving)")
+    else:
+        try:
+            serve_and_try(env)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            say(f"serving FAILED: {exc}")
+            return 1
     say(f"demo done in {time.monotonic() - started:.0f} s; Airflow logs: {AIRFLOW_HOME / 'logs'}")
     say("browse the runs: `make airflow`, then http://127.0.0.1:8080 (see docs/pipeline.md)")
+    say("use the model: `make serve` keeps serving and the UI running on these stores")
     return 0
 
 

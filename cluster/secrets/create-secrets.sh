@@ -137,8 +137,11 @@ apply_secret apps apps-secrets Opaque \
 
 step "7. Traefik dashboard basic auth and Grafana admin"
 DASH_PASSWORD="$(openssl rand -hex 16)"
+DASH_NEW=0 # the password is shown only when it is the one stored (not when the Secret is kept)
+{ [[ "${ROTATE}" == "1" ]] || ! secret_exists traefik traefik-dashboard-auth; } && DASH_NEW=1
 apply_secret traefik traefik-dashboard-auth Opaque "users=admin:$(openssl passwd -apr1 "${DASH_PASSWORD}")"
-is_dry_run || say "Traefik dashboard: user admin, password ${DASH_PASSWORD} (shown once; store it in your password manager)"
+is_dry_run || [[ "${DASH_NEW}" != "1" ]] ||
+  say "Traefik dashboard: user admin, password ${DASH_PASSWORD} (shown once; store it in your password manager)"
 apply_secret monitoring grafana-admin Opaque admin-user=admin "admin-password=$(openssl rand -hex 16)"
 
 step "8. Registry and git credentials (optional)"
@@ -166,4 +169,26 @@ else
   say "skipped: GIT_USERNAME/GIT_TOKEN not set (needed for a private repo and for the"
   say "         Image Updater's git write-back)"
 fi
+step "9. Route logins: basic auth for MLflow and the data API, serving's admin token"
+# Traefik's BasicAuth middleware reads an Opaque Secret with exactly one key holding
+# user:hash lines; it accepts MD5 (apr1), SHA1 and bcrypt hashes. openssl makes apr1 (no
+# htpasswd on a Rocky host). The password is random (192 bits), so a fast hash is no
+# weakness, and Traefik checks it on every request, where bcrypt would cost CPU each time.
+# The login itself is kept in <name>-login (username, password) to read back with kubectl.
+route_login() { # NS NAME USER: Secrets NAME-login and NAME-basic-auth (the middleware's)
+  local ns="$1" name="$2" user="$3" password
+  if [[ "${ROTATE}" != "1" ]] && secret_exists "${ns}" "${name}-basic-auth" &&
+    ! secret_exists "${ns}" "${name}-login"; then
+    warn "${ns}/${name}-basic-auth exists without ${name}-login: its password is unknown; ROTATE=1 to regenerate"
+  fi
+  password="$(stored_or_new "${ns}" "${name}-login" password)"
+  apply_secret "${ns}" "${name}-login" kubernetes.io/basic-auth "username=${user}" "password=${password}"
+  apply_secret "${ns}" "${name}-basic-auth" Opaque \
+    "users=${user}:$(printf '%s\n' "${password}" | openssl passwd -apr1 -stdin)"
+}
+route_login mlflow mlflow admin
+route_login apps data-api admin
+# serving reads it from SERVING_ADMIN_TOKEN: POST /admin/reload with "Authorization: Bearer <token>"
+apply_secret apps serving-admin Opaque "token=$(stored_or_new apps serving-admin token)"
+
 step "Done"

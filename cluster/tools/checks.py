@@ -437,12 +437,9 @@ def pod_references(obj: render.Obj) -> list[tuple[str, str]]:
     return refs
 
 
-@functools.lru_cache(maxsize=1)
 def script_secrets() -> frozenset[tuple[str, str]]:
     """(namespace, name) of the Secrets cluster/secrets/create-secrets.sh creates."""
-    text = (REPO / "cluster/secrets/create-secrets.sh").read_text(encoding="utf-8")
-    found = set(re.findall(r"^\s*apply_secret\s+([a-z0-9-]+)\s+([a-z0-9-]+)\s", text, re.M))
-    return frozenset(found)
+    return frozenset(script_secret_keys())
 
 
 @functools.lru_cache(maxsize=1)
@@ -450,9 +447,15 @@ def script_secret_keys() -> dict[tuple[str, str], frozenset[str]]:
     """{(namespace, name): keys} of the Secrets create-secrets.sh writes with apply_secret."""
     text = re.sub(r"\\\n\s*", " ", (REPO / "cluster/secrets/create-secrets.sh").read_text("utf-8"))
     out = {}
-    for m in re.finditer(r"^\s*apply_secret\s+(\S+)\s+(\S+)\s+\S+\s+(.*)$", text, re.M):
+    for m in re.finditer(
+        r"^\s*apply_secret\s+([a-z0-9-]+)\s+([a-z0-9-]+)\s+\S+\s+(.*)$", text, re.M
+    ):
         ns, name, rest = m.groups()
         out[(ns, name)] = frozenset(re.findall(r'(?:^|\s)"?([A-Za-z_][A-Za-z0-9_.-]*)=', rest))
+    # route_login NS NAME USER: NAME-login (basic-auth: username, password), NAME-basic-auth (users)
+    for ns, name in re.findall(r"^\s*route_login\s+([a-z0-9-]+)\s+([a-z0-9-]+)\s", text, re.M):
+        out[(ns, f"{name}-login")] = frozenset({"username", "password"})
+        out[(ns, f"{name}-basic-auth")] = frozenset({"users"})
     return out
 
 

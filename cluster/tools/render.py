@@ -167,8 +167,22 @@ def kubectl() -> str:
     return found
 
 
-@functools.cache
-def _kustomize_cached(directory: str) -> str:
+def _tree_signature(directory: Path) -> tuple:
+    """What a kustomize build of `directory` reads: the component's folder (apps/<name>),
+    by file, size and mtime, so a cached build is never stale after an edit."""
+    top = directory
+    for parent in directory.parents:
+        if parent.name == "apps":
+            break
+        top = parent
+    else:
+        top = directory
+    files = sorted(p for p in top.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+@functools.lru_cache(maxsize=256)
+def _kustomize_cached(directory: str, signature: tuple) -> str:
     proc = subprocess.run(
         [kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory],
         capture_output=True,
@@ -182,7 +196,8 @@ def _kustomize_cached(directory: str) -> str:
 
 def kustomize(directory: Path) -> list[dict]:
     """`kustomize build` of a directory (real kustomize, through kubectl)."""
-    return [d for d in load_all(_kustomize_cached(str(directory.resolve()))) if d]
+    resolved = directory.resolve()
+    return [d for d in load_all(_kustomize_cached(str(resolved), _tree_signature(resolved))) if d]
 
 
 def render_path(path: Path) -> list[dict]:

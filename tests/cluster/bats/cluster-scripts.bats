@@ -27,9 +27,13 @@ setup() { setup_stubs; }
     "longhorn-system create secret generic longhorn-backup-s3" "data create secret generic pg-backup-s3" \
     "mlflow create secret generic mlflow-secrets" "airflow create secret generic airflow-metadata" \
     "pipeline create secret generic pipeline-secrets" "traefik create secret generic traefik-dashboard-auth" \
-    "monitoring create secret generic grafana-admin"; do
+    "monitoring create secret generic grafana-admin" "mlflow create secret generic mlflow-login --type=kubernetes.io/basic-auth" \
+    "mlflow create secret generic mlflow-basic-auth --type=Opaque --from-literal=users=<redacted>" \
+    "apps create secret generic data-api-login" "apps create secret generic data-api-basic-auth" \
+    "apps create secret generic serving-admin --type=Opaque --from-literal=token=<redacted>"; do
     [[ "$output" == *"kubectl -n $s"* ]]
   done
+  [[ "$output" != *'$apr1$'* ]]
   [[ "$output" != *"postgresql://"* ]]
   run grep -E '[0-9a-f]{48}' <<<"$output"
   [ "$status" -ne 0 ]
