@@ -641,3 +641,10 @@ def test_waves_flag_a_load_balancer_address_outside_every_pool():
     assert [
         e for e in checks.check_waves(bad) if "10.43.100.120, which no IPAddressPool holds" in e
     ]
+
+
+def test_the_secrets_script_is_read_with_its_route_logins():
+    keys = checks.script_secret_keys()
+    assert keys[("airflow", "airflow-admin")] == {"username", "password"}
+    assert keys[("mlflow", "mlflow-basic-auth")] == {"users"}
+    assert keys[("airflow", "airflow-metadata")] == {"connection"}
