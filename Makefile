@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 AIRFLOW_PY := $(AIRFLOW_VENV)/bin/python
 
-.PHONY: help setup lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate airflow bench clean
+.PHONY: help setup vendor lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate airflow bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ node_modules/.synced: package-lock.json
 	mkdir -p .tools && touch $@
 
 setup: $(VENV)/.synced $(AIRFLOW_VENV)/.synced $(CHECKOV_VENV)/.synced node_modules/.synced .tools/.chromium ## create the environments from the locks
+
+vendor: $(VENV)/.synced ## download the pinned Helm charts and schemas into .cache/vendor (needs network)
+	$(PY) cluster/tools/vendor.py download
 
 lock: | $(UV) ## re-resolve every lock file from its .in file (needs PyPI)
 	for env in dev airflow airflow-dev checkov; do \

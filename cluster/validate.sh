@@ -3,23 +3,25 @@
 # network): the one entry point for `make validate`, `make test` and CI.
 #
 #   1. yamllint           cluster/, helm-values/, .github/workflows/
-#   2. schemas            every manifest file and every rendered overlay against the
-#                         Kubernetes schemas of the pinned K3s minor (strict) and the CRD
-#                         schemas; helm values against the charts' values schemas
-#   3. resource budget    requests of everything fit a 4 vCPU / 16 GiB single node
+#   2. actionlint         .github/workflows/
+#   3. cluster checks     each topology rendered as Argo CD would (every chart with Helm's
+#                         engine, our trees with kustomize) and checked: strict schemas, Pod
+#                         Security, hooks, waves, values keys, quota and node budget, DB URLs,
+#                         version labels, AppProject permissions, routes and scrapes
+#                         (cluster/tools/validate_manifests.py; checks.py says what each does)
 #      route auth         every way in has an auth middleware or is in cluster/public-routes.yaml
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script
 #   6. bats               the bootstrap scripts in dry-run mode, all three topologies
-#   7. pytest             tests/cluster (preflight, manifests, values, resources, docs)
+#   7. pytest             tests/cluster (every check's negative tests, preflight, manifests)
 #
-# Schemas: ${SHARED_DIR:-<repo>/../shared}/schemas. Tools: PYTHON, CHECKOV, SHELLCHECK,
-# BATS override the defaults below. Exit status: non-zero if any step fails.
+# Charts and schemas: $SHARED_DIR, else .cache/vendor (`make vendor`), else ../shared
+# (cluster/tools/vendor.py). Tools: PYTHON, CHECKOV, SHELLCHECK, BATS override the defaults
+# below. Exit status: non-zero if any step fails.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${REPO}"
-export SHARED_DIR="${SHARED_DIR:-${REPO}/../shared}"
 
 pick() { # pick VAR default fallback-on-PATH
   local current="$1" default="$2" fallback="$3"
@@ -33,6 +35,7 @@ CHECKOV="$(pick "${CHECKOV:-}" "${REPO}/.venv-checkov/bin/checkov" checkov)"
 SHELLCHECK="$(pick "${SHELLCHECK:-}" "${REPO}/.venv/bin/shellcheck" shellcheck)"
 BATS="$(pick "${BATS:-}" "${REPO}/node_modules/bats/bin/bats" bats)"
 YAMLLINT="$(pick "${YAMLLINT:-}" "${REPO}/.venv/bin/yamllint" yamllint)"
+ACTIONLINT="$(pick "${ACTIONLINT:-}" "${REPO}/.venv/bin/actionlint" actionlint)"
 
 FAILED=()
 step() {
@@ -49,11 +52,15 @@ step() {
 }
 need() { [[ -n "$1" ]] || { echo "missing tool: $2" >&2; return 1; }; }
 
-[[ -d "${SHARED_DIR}/schemas" ]] || { echo "schemas not found: ${SHARED_DIR}/schemas (set SHARED_DIR)" >&2; exit 1; }
+# One line and exit 1 when neither .cache/vendor nor ../shared holds the charts and schemas.
+"${PYTHON}" cluster/tools/vendor.py where >/dev/null
 
 YAML_DIRS=(cluster helm-values .yamllint.yaml)
 [[ -d .github/workflows ]] && YAML_DIRS+=(.github/workflows)
 run_yamllint() { need "${YAMLLINT}" yamllint && "${YAMLLINT}" -c .yamllint.yaml "${YAML_DIRS[@]}"; }
+run_actionlint() {
+  need "${ACTIONLINT}" actionlint && "${ACTIONLINT}" -shellcheck="${SHELLCHECK}" .github/workflows/*.yaml
+}
 run_checkov() { need "${CHECKOV}" checkov && (cd cluster && BC_SKIP_MAPPING=TRUE "${CHECKOV}" --config-file .checkov.yaml -d .); }
 run_shellcheck() {
   need "${SHELLCHECK}" shellcheck &&
@@ -62,8 +69,9 @@ run_shellcheck() {
 run_bats() { need "${BATS}" bats && "${BATS}" tests/cluster/bats; }
 
 step "yamllint" run_yamllint
-step "schemas (kubernetes-validate, CRDs, helm values)" "${PYTHON}" cluster/tools/validate_manifests.py --quiet
-step "resource budget (single node)" "${PYTHON}" cluster/tools/resources.py --check
+step "actionlint" run_actionlint
+step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs)" \
+  "${PYTHON}" cluster/tools/validate_manifests.py
 step "route authentication (three topologies)" "${PYTHON}" cluster/tools/route_auth.py --quiet
 step "checkov" run_checkov
 step "shellcheck" run_shellcheck

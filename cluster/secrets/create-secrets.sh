@@ -65,10 +65,15 @@ apply_secret() {
     say "[dry-run] would run: kubectl -n ${ns} create secret generic ${name} --type=${type} ${shown[*]} --dry-run=client -o yaml | kubectl apply -f -"
     return 0
   fi
-  kubectl create namespace "${ns}" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  ensure_namespace "${ns}"
   kubectl -n "${ns}" create secret generic "${name}" "--type=${type}" "${args[@]}" \
     --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   say "applied: secret ${ns}/${name} (${type}; keys: ${shown[*]//--from-literal=/})"
+}
+
+# The namespaces app (Argo CD) labels them later; a Secret needs its namespace now.
+ensure_namespace() {
+  kubectl create namespace "$1" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
 
 label_secret() {
@@ -89,15 +94,17 @@ S3_MLFLOW="$(stored_or_new storage seaweedfs-s3-keys mlflow)"
 S3_PIPELINE="$(stored_or_new storage seaweedfs-s3-keys pipeline)"
 S3_LONGHORN="$(stored_or_new storage seaweedfs-s3-keys longhorn)"
 S3_PGBACKUP="$(stored_or_new storage seaweedfs-s3-keys pgbackup)"
+S3_AIRFLOW="$(stored_or_new storage seaweedfs-s3-keys airflow)"
 identity() { # name secret bucket
   printf '{"name":"%s","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Read:%s","Write:%s","List:%s","Tagging:%s"]}' \
     "$1" "$1" "$2" "$3" "$3" "$3" "$3"
 }
-S3_CONFIG="$(printf '{"identities":[{"name":"admin","credentials":[{"accessKey":"admin","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]},%s,%s,%s,%s]}' \
+S3_CONFIG="$(printf '{"identities":[{"name":"admin","credentials":[{"accessKey":"admin","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]},%s,%s,%s,%s,%s]}' \
   "${S3_ADMIN}" "$(identity mlflow "${S3_MLFLOW}" mlflow)" "$(identity pipeline "${S3_PIPELINE}" realtor-data)" \
-  "$(identity longhorn "${S3_LONGHORN}" longhorn-backups)" "$(identity pgbackup "${S3_PGBACKUP}" pg-backups)")"
+  "$(identity longhorn "${S3_LONGHORN}" longhorn-backups)" "$(identity pgbackup "${S3_PGBACKUP}" pg-backups)" \
+  "$(identity airflow "${S3_AIRFLOW}" airflow-logs)")"
 apply_secret storage seaweedfs-s3-keys Opaque "admin=${S3_ADMIN}" "mlflow=${S3_MLFLOW}" \
-  "pipeline=${S3_PIPELINE}" "longhorn=${S3_LONGHORN}" "pgbackup=${S3_PGBACKUP}"
+  "pipeline=${S3_PIPELINE}" "longhorn=${S3_LONGHORN}" "pgbackup=${S3_PGBACKUP}" "airflow=${S3_AIRFLOW}"
 apply_secret storage seaweedfs-s3-config Opaque "seaweedfs_s3_config=${S3_CONFIG}"
 apply_secret longhorn-system longhorn-backup-s3 Opaque AWS_ACCESS_KEY_ID=longhorn \
   "AWS_SECRET_ACCESS_KEY=${S3_LONGHORN}" "AWS_ENDPOINTS=${S3_ENDPOINT}"
@@ -110,11 +117,14 @@ apply_secret mlflow mlflow-secrets Opaque \
 
 step "4. Airflow (namespace airflow)"
 apply_secret airflow airflow-metadata Opaque \
-  "connection=postgresql://airflow:${PG_AIRFLOW}@${PG_HOST}:5432/airflow?sslmode=require"
+  "connection=postgresql+psycopg2://airflow:${PG_AIRFLOW}@${PG_HOST}:5432/airflow?sslmode=require"
 apply_secret airflow airflow-fernet-key Opaque "fernet-key=$(openssl rand -base64 32 | tr '+/' '-_')"
 apply_secret airflow airflow-api-secret-key Opaque "api-secret-key=$(openssl rand -hex 32)"
 apply_secret airflow airflow-jwt-secret Opaque "jwt-secret=$(openssl rand -hex 32)"
 apply_secret airflow airflow-admin Opaque username=admin "password=$(openssl rand -hex 16)"
+# Remote task logs (helm-values/airflow: logging.remote_log_conn_id s3_logs)
+apply_secret airflow airflow-logs-s3 Opaque \
+  "connection={\"conn_type\":\"aws\",\"login\":\"airflow\",\"password\":\"${S3_AIRFLOW}\",\"extra\":{\"endpoint_url\":\"${S3_ENDPOINT}\",\"region_name\":\"us-east-1\"}}"
 
 step "5. Pipeline tasks (namespace pipeline): pipeline-secrets, read by env_from"
 apply_secret pipeline pipeline-secrets Opaque \
@@ -140,6 +150,7 @@ if [[ -n "${DOCKERHUB_USERNAME:-}" && -n "${DOCKERHUB_TOKEN:-}" ]]; then
     if is_dry_run; then
       say "[dry-run] would run: kubectl -n ${ns} create secret docker-registry dockerhub-pull --docker-server=https://index.docker.io/v1/ --docker-username=<redacted> --docker-password=<redacted> --dry-run=client -o yaml | kubectl apply -f -"
     else
+      ensure_namespace "${ns}"
       kubectl -n "${ns}" create secret docker-registry dockerhub-pull --docker-server=https://index.docker.io/v1/ \
         "--docker-username=${DOCKERHUB_USERNAME}" "--docker-password=${DOCKERHUB_TOKEN}" \
         --dry-run=client -o yaml | kubectl apply -f - >/dev/null

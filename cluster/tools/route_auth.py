@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import re
 import sys
 import time
@@ -38,6 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import render
+import vendor
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster"
@@ -63,7 +63,8 @@ NOT_EXPOSING = {"providers", "ingressClass", "ingressClassResource", "networkPol
 
 
 def charts_dir() -> Path:
-    return Path(os.environ.get("SHARED_DIR") or str(REPO.parent / "shared")) / "charts"
+    """The pinned charts: .cache/vendor (`make vendor`) or ../shared (cluster/tools/vendor.py)."""
+    return vendor.charts_dir()
 
 
 @dataclass(frozen=True)

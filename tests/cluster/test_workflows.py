@@ -1,8 +1,11 @@
-"""The image and CI workflows (actionlint is not installable offline: structural checks)."""
+"""The workflows: actionlint (from PyPI, as cluster/validate.sh runs it) and their structure."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 from cluster_helpers import REPO
@@ -52,7 +55,7 @@ def test_images_workflow_builds_every_image_by_commit_sha_only_on_main():
 
 
 def test_actions_are_pinned_to_exact_versions():
-    for name in ("images.yaml", "ci.yaml"):
+    for name in ("images.yaml", "ci.yaml", "cluster.yaml"):
         for step in steps(load(name)):
             if "uses" in step:
                 assert re.match(r"^[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+$", step["uses"]), step["uses"]
@@ -64,3 +67,32 @@ def test_ci_runs_make_test_with_postgres():
     assert job["runs-on"].startswith("ubuntu")
     assert job["services"]["postgres"]["image"].startswith("postgres:")
     assert any(s.get("run") == "make test" for s in job["steps"])
+
+
+def test_workflows_pass_actionlint():
+    actionlint = Path(sys.executable).with_name("actionlint")
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    done = subprocess.run(
+        [str(actionlint), f"-shellcheck={shellcheck}", *sorted(map(str, WF.glob("*.yaml")))],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ci_vendors_charts_and_schemas_before_make_test():
+    runs = [s.get("run", "") for s in load("ci.yaml")["jobs"]["test"]["steps"]]
+    vendor = next(i for i, r in enumerate(runs) if "make vendor" in r)
+    assert vendor < runs.index("make test")
+
+
+def test_cluster_workflow_brings_up_k3s_and_waits_for_every_application():
+    wf = load("cluster.yaml")
+    text = (WF / "cluster.yaml").read_text()
+    (job,) = wf["jobs"].values()
+    assert job["env"]["TOPOLOGY"] == "single-node"
+    assert "cluster/bootstrap/versions.env" in text  # the pinned K3s and networks
+    assert "install-argocd.sh" in text
+    assert "${GITHUB_SHA}" in text  # every Application at the commit under test
+    assert '.status.health.status != "Healthy"' in text
+    assert any(s.get("if") == "failure()" for s in job["steps"])  # diagnostics
