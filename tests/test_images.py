@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 DOCKERFILES = sorted(REPO.glob("images/**/Dockerfile")) + sorted(REPO.glob("images/*.Dockerfile"))
 LOCKS = sorted(REPO.glob("images/*/requirements*.txt")) + sorted(REPO.glob("requirements/*.txt"))
 
@@ -65,9 +64,13 @@ def compose() -> dict:
 
 
 def test_compose_file_follows_the_compose_specification():
-    schema_path = SHARED / "schemas" / "compose-spec.json"
-    if not schema_path.exists():
-        pytest.fail(f"{schema_path} is missing: the shared folder must sit beside the repository")
+    sys.path.insert(0, str(REPO / "cluster" / "tools"))
+    import vendor  # the vendored schemas: $SHARED_DIR, .cache/vendor (make vendor) or ../shared
+
+    try:
+        schema_path = vendor.schemas_dir() / "compose-spec.json"
+    except vendor.VendorMissing as missing:
+        pytest.fail(str(missing))
     schema = json.loads(schema_path.read_text())
     jsonschema.validate(compose(), schema)
 
