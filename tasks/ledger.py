@@ -282,3 +282,30 @@ class Promotion(Base):
     challenger_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     champion_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InferenceLog(Base):
+    """One prediction served (written by serving in batches), and its export to the lake.
+
+    ``features`` holds the record's model inputs as JSON (canonical values; the date as ISO
+    text). ``export_key`` is set when an exporter claims the row for a Parquet object under
+    ``raw/inference/`` and ``exported_at`` once that object is written, so no row is exported
+    twice and a failed export is retried with the same rows under the same key.
+    """
+
+    __tablename__ = "inference_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    row_index: Mapped[int] = mapped_column(Integer, default=0)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(32))
+    predicted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    price: Mapped[float] = mapped_column(Float)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    export_key: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
+    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

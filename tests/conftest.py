@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint, seaweedfs
+
+if TYPE_CHECKING:  # the Airflow env runs tests/dags with this conftest too: import lazily
+    from tests.support.served_model import ServedStack, ServingProcess
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +41,31 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture(scope="session")
+def served_stack(s3: S3Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStack]:
+    """One model for the session's serving and UI tests: an MLflow server (PostgreSQL backend,
+    artifacts on SeaweedFS), a PostgreSQL ledger, an S3 lake, and a model trained and promoted
+    by the real ``tasks.train`` / ``tasks.promote`` command lines (3,000 rows)."""
+    from tests.support.served_model import ServedStack, model_stack, train_and_promote
+
+    with model_stack(s3, tmp_path_factory.mktemp("served")) as stack:
+        first = train_and_promote(stack.env, rows=3000, seed=21, batch_number=1)
+        assert first.promoted and first.model_version == "1", first
+        yield ServedStack(stack, first)
+
+
+@pytest.fixture(scope="session")
+def serving(served_stack: ServedStack) -> Iterator[ServingProcess]:
+    """``python -m serving`` on the session's stack: admin token set, export every second."""
+    from tests.support.served_model import ADMIN_TOKEN, serving_process
+
+    with serving_process(
+        served_stack.stack.env,
+        SERVING_ADMIN_TOKEN=ADMIN_TOKEN,
+        SERVING_INFERENCE_EXPORT_INTERVAL_SECONDS="1",
+        SERVING_INFERENCE_LOG_FLUSH_SECONDS="0.2",
+        SERVING_MAX_BATCH_ROWS="50",
+    ) as process:
+        yield process

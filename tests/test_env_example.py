@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 from data_api.settings import Settings as DataApiSettings
+from serving.settings import env_names as serving_env_names
 from tasks.settings import TaskSettings
+from ui.settings import UiSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,8 +33,19 @@ def test_every_data_api_setting_is_documented():
     assert expected - documented() == set()
 
 
+def test_every_serving_setting_is_documented():
+    assert serving_env_names() - documented() == set()
+
+
+def test_every_ui_setting_is_documented():
+    expected = {name.upper() for name in UiSettings.model_fields}
+    assert expected - documented() == set()
+
+
 def test_nothing_documented_is_unknown():
     known = {n.upper() for n in TaskSettings.model_fields}
     prefix = DataApiSettings.model_config.get("env_prefix", "")
     known |= {f"{prefix}{n}".upper() for n in DataApiSettings.model_fields}
+    known |= serving_env_names()
+    known |= {n.upper() for n in UiSettings.model_fields}
     assert documented() - known == set()

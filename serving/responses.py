@@ -1,0 +1,100 @@
+"""The shapes of the service's answers (for the OpenAPI schema and the clients that read it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from serving.explain import SPACE
+from serving.state import LoadedModel, RegistryStatus
+
+EXPLAIN_SPACE = SPACE
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model_name: str
+    model_version: str
+    prices: list[float] = Field(description="predicted prices in dollars, one per record")
+
+
+class ExplainResponse(BaseModel):
+    request_id: str
+    model_name: str
+    model_version: str
+    price: float = Field(description="the predicted price in dollars (= expm1(log_price))")
+    log_price: float = Field(description="log1p of the predicted price")
+    space: str = Field(EXPLAIN_SPACE, description="the space the contributions add up in")
+    base_value: float = Field(description="the explainer's expected model output, log1p(price)")
+    contributions: dict[str, float] = Field(
+        description="SHAP value per input feature (one-hot levels and missing indicators "
+        "summed into their feature); base_value + sum(contributions) = log_price"
+    )
+    features: dict[str, Any] = Field(description="the record's features, as the model read them")
+
+
+class ErrorResponse(BaseModel):
+    detail: Any
+
+
+def _tag_json(value: str | None) -> Any:
+    """A tag written as JSON (lists of reasons, batch ids); the raw text if it is not JSON."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def model_summary(model: LoadedModel) -> dict[str, Any]:
+    """The short description used by /ready."""
+    return {
+        "name": model.name,
+        "version": model.version,
+        "fast_path": {"enabled": model.fast_path.enabled, "reason": model.fast_path.reason},
+    }
+
+
+def model_document(
+    model: LoadedModel,
+    registry: RegistryStatus,
+    *,
+    loading: str | None,
+    last_failure: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The body of /model: what is served, where it came from, why it is in production."""
+    tags = model.metadata.tags
+    promoted = tags.get("promoted")
+    return {
+        "name": model.name,
+        "version": model.version,
+        "alias": model.alias,
+        "run_id": model.metadata.run_id,
+        "created_at": model.metadata.created_at,
+        "loaded_at": model.loaded_at.isoformat(),
+        "load_seconds": round(model.load_seconds, 3),
+        "metrics": model.metadata.metrics,
+        "training": {
+            "batch_id": _tag_json(tags.get("batch_id")),
+            "training_batch_ids": _tag_json(tags.get("training_batch_ids")),
+            "reasons": _tag_json(tags.get("reasons")),
+        },
+        "promotion": {
+            "promoted": None if promoted is None else promoted == "true",
+            "promoted_at": tags.get("promoted_at"),
+            "reasons": _tag_json(tags.get("promotion_reasons")),
+        },
+        "tags": tags,
+        "fast_path": {
+            "enabled": model.fast_path.enabled,
+            "reason": model.fast_path.reason,
+            "explain_enabled": model.fast_path.explain_enabled,
+            "explain_reason": model.fast_path.explain_reason,
+        },
+        "registry": registry.as_dict(),
+        "loading": loading,
+        "last_load_failure": last_failure,
+    }

@@ -1,0 +1,163 @@
+"""Settings of the inference service: one object, read from the environment (or ``.env``).
+
+The names it shares with the pipeline (``MLFLOW_TRACKING_URI``, ``MODEL_NAME``, ``LEDGER_URL``,
+``STORAGE_URL``, the S3 endpoint and credentials) are read without a prefix, exactly as
+``tasks/settings.py`` reads them, so one ConfigMap serves both; the service's own knobs carry
+the prefix ``SERVING_``. Nothing happens at import: no client is opened, no folder created.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_S3_SECRET = "change-me"  # noqa: S105 - a marker refused outside development, not a secret
+
+#: Settings read without the SERVING_ prefix (shared with tasks/settings.py).
+SHARED_NAMES: tuple[str, ...] = (
+    "environment",
+    "mlflow_tracking_uri",
+    "model_name",
+    "model_alias",
+    "ledger_url",
+    "storage_url",
+    "s3_endpoint_url",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_region",
+)
+
+
+def _shared(name: str) -> AliasChoices:
+    """Read ``name`` from its unprefixed variable (the pipeline's name for it)."""
+    return AliasChoices(name.upper(), name)
+
+
+class ServingSettings(BaseSettings):
+    """Everything the inference service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SERVING_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # --- shared with the pipeline (no prefix) ---
+    environment: Literal["development", "production"] = Field(
+        "development",
+        validation_alias=_shared("environment"),
+        description="production refuses default credentials",
+    )
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///./var/mlflow.db",
+        validation_alias=_shared("mlflow_tracking_uri"),
+        description="an MLflow server (http://...) or a local store",
+    )
+    model_name: str = Field("realtor-price", validation_alias=_shared("model_name"))
+    model_alias: str = Field(
+        "production",
+        validation_alias=_shared("model_alias"),
+        description="the registry alias whose version is served",
+    )
+    ledger_url: str = Field(
+        "sqlite:///./var/ledger.db",
+        validation_alias=_shared("ledger_url"),
+        description="SQLAlchemy URL of the ledger (the inference log lives there)",
+    )
+    storage_url: str = Field(
+        "file://./var/lake",
+        validation_alias=_shared("storage_url"),
+        description="the lake: file://<dir> or s3://<bucket>[/<prefix>]",
+    )
+    s3_endpoint_url: str | None = Field(None, validation_alias=_shared("s3_endpoint_url"))
+    aws_access_key_id: str | None = Field(None, validation_alias=_shared("aws_access_key_id"))
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=_shared("aws_secret_access_key")
+    )
+    aws_region: str = Field("us-east-1", validation_alias=_shared("aws_region"))
+
+    # --- the service's own (prefix SERVING_) ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of POST /admin/reload; unset: admin endpoints answer 403"
+    )
+
+    # model lifecycle
+    poll_interval_seconds: float = Field(
+        10.0, gt=0, description="how often the registry alias is checked"
+    )
+    load_retry_seconds: float = Field(
+        60.0, ge=0, description="a version that failed to load is tried again after this long"
+    )
+    mlflow_timeout_seconds: int = Field(
+        5, ge=1, description="per-request timeout of MLflow calls (registry polls, downloads)"
+    )
+    mlflow_max_retries: int = Field(
+        1, ge=0, description="MLflow client retries per call (its default, 7, takes minutes)"
+    )
+
+    # request path
+    max_batch_rows: int = Field(1000, ge=1, description="most records one /predict accepts")
+    micro_batch_max_rows: int = Field(
+        256, ge=1, description="most rows of concurrent requests combined into one predict call"
+    )
+    micro_batch_max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="how long the first request of a micro-batch waits for company; 0: only "
+        "requests already queued join (batches still form whenever the model is busy)",
+    )
+
+    # inference log
+    inference_log_enabled: bool = Field(
+        True, description="log every prediction to the ledger and export it to the lake"
+    )
+    inference_log_queue_rows: int = Field(
+        20_000, ge=1, description="rows buffered for the ledger writer; beyond it rows are dropped"
+    )
+    inference_log_batch_rows: int = Field(
+        500, ge=1, description="most rows one ledger insert writes"
+    )
+    inference_log_flush_seconds: float = Field(
+        1.0, gt=0, description="longest a logged row waits before it is written"
+    )
+    inference_log_db_timeout_seconds: float = Field(
+        5.0, gt=0, description="connect and statement timeout of the ledger writer"
+    )
+    inference_export_interval_seconds: float = Field(
+        60.0, gt=0, description="how often logged rows are exported to raw/inference/ as Parquet"
+    )
+    inference_export_max_rows: int = Field(
+        10_000, ge=1, description="most rows in one exported Parquet file"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServingSettings:
+        secret = self.aws_secret_access_key
+        if (
+            self.environment == "production"
+            and secret is not None
+            and secret.get_secret_value() == DEFAULT_S3_SECRET
+        ):
+            raise ValueError(
+                "AWS_SECRET_ACCESS_KEY is the development default; set a generated secret "
+                "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
+            )
+        return self
+
+
+def env_names() -> set[str]:
+    """Every environment variable :class:`ServingSettings` reads (for .env.example's test)."""
+    prefix = ServingSettings.model_config.get("env_prefix", "")
+    return {
+        name.upper() if name in SHARED_NAMES else f"{prefix}{name}".upper()
+        for name in ServingSettings.model_fields
+    }
