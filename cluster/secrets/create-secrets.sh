@@ -131,9 +131,10 @@ apply_secret pipeline pipeline-secrets Opaque \
   "LEDGER_URL=postgresql+psycopg://realtor:${PG_REALTOR}@${PG_HOST}:5432/realtor?sslmode=require" \
   AWS_ACCESS_KEY_ID=pipeline "AWS_SECRET_ACCESS_KEY=${S3_PIPELINE}"
 
-step "6. Apps (namespace apps): the UI reads decisions from the realtor database"
+step "6. Apps (namespace apps): serving logs predictions to the ledger and the lake; the UI reads both"
 apply_secret apps apps-secrets Opaque \
-  "DATABASE_URL=postgresql+psycopg://realtor:${PG_REALTOR}@${PG_HOST}:5432/realtor?sslmode=require"
+  "LEDGER_URL=postgresql+psycopg://realtor:${PG_REALTOR}@${PG_HOST}:5432/realtor?sslmode=require" \
+  AWS_ACCESS_KEY_ID=pipeline "AWS_SECRET_ACCESS_KEY=${S3_PIPELINE}"
 
 step "7. Traefik dashboard basic auth and Grafana admin"
 DASH_PASSWORD="$(openssl rand -hex 16)"
