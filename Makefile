@@ -105,6 +105,7 @@ validate: setup ## render and schema-check every manifest, values file and scrip
 bench: setup ## the benchmarks (on demand; results go to bench/README.md)
 	$(PY) bench/fetch_full_scale.py
 	$(PY) bench/pipeline_full_scale.py
+	$(PY) bench/serving.py
 
 clean: ## remove local state (var/), keeping the environments
 	rm -rf var mlruns mlartifacts

@@ -11,6 +11,7 @@ Environment variables already set win over these defaults (e.g. ``MLFLOW_TRACKIN
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import socket
@@ -188,12 +189,13 @@ def try_serving(url: str) -> None:
         explained.raise_for_status()
         why = explained.json()
     say(
-        f"why ${why['price']:,.0f} for the first one ({why['space']}: base "
-        f"{why['base_value']:.3f} + contributions = {why['log_price']:.3f}):"
+        f"why ${why['price']:,.0f} for the first one: the model starts from a typical price of "
+        f"${math.expm1(why['base_value']):,.0f} and each feature multiplies it "
+        f"(SHAP in {why['space']}: {why['base_value']:.3f} + contributions = {why['log_price']:.3f}):"
     )
     ranked = sorted(why["contributions"].items(), key=lambda item: -abs(item[1]))
     for feature, value in ranked:
-        say(f"    {feature:<15} {value:+.3f}  (x{pow(2.718281828459045, value):.2f} on the price)")
+        say(f"    {feature:<15} {value:+.3f}  (x{math.exp(value):.2f})")
 
 
 def serve_and_try(env: dict[str, str]) -> None:
