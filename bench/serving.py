@@ -29,15 +29,12 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +46,7 @@ if str(REPO) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.payloads import realistic_records  # noqa: E402
+from scripts.local_apps import background  # noqa: E402
 
 PYTHON = REPO / ".venv" / "bin" / "python"
 MLFLOW = REPO / ".venv" / "bin" / "mlflow"
@@ -157,39 +155,6 @@ def in_process_floors(uri: str, records: list[dict], env: dict[str, str]) -> dic
 
 
 # ------------------------------------------------------------------------------ processes
-
-
-@contextmanager
-def process(
-    name: str, command: list[str], env: dict[str, str], ready_url: str, log: Path
-) -> Iterator[subprocess.Popen]:
-    """Start a service in its own process group, wait for ``ready_url``, stop it afterwards."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"{name} exited ({proc.returncode}); see {log}")
-            try:
-                if httpx.get(ready_url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} not ready in 240 s; see {log}")
-            time.sleep(0.5)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -462,8 +427,13 @@ def main(argv: list[str] | None = None) -> int:
         "/invocations",
         lambda rows: {"dataframe_records": rows},
     )
-    with process(
-        "serving", serving_cmd, serving_env, f"{serving.url}/ready", workdir / "serving.log"
+    with background(
+        "serving",
+        serving_cmd,
+        serving_env,
+        f"{serving.url}/ready",
+        timeout=240,
+        log_path=workdir / "serving.log",
     ) as served:
         serving.pid = served.pid
         say(f"serving ready (pid {served.pid}), RSS {current_rss_mib(served.pid):.0f} MiB")
@@ -471,12 +441,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_mlflow:
             results = run_scenarios(targets, records, args.seconds, args.warmup)
         else:
-            with process(
+            with background(
                 "mlflow models serve",
                 mlflow_cmd,
                 env,
                 f"{mlflow_target.url}/ping",
-                workdir / "mlflow.log",
+                timeout=240,
+                log_path=workdir / "mlflow.log",
             ) as mlflow_process:
                 mlflow_target.pid = mlflow_process.pid
                 say("mlflow models serve ready")

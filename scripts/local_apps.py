@@ -103,11 +103,13 @@ def background(
     *,
     timeout: float = 120.0,
     accept: tuple[int, ...] = (200,),
+    log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``command`` in its own process group, wait until ``ready_url`` answers with a
-    status in ``accept``, yield it, and stop the whole group afterwards (also on Ctrl-C)."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log_path = LOGS / f"{name}.log"
+    status in ``accept``, yield it, and stop the whole group afterwards (also on Ctrl-C).
+    Its output goes to ``log_path`` (default ``var/logs/<name>.log``)."""
+    log_path = log_path or LOGS / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             list(command), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_S3_SECRET = "change-me"  # noqa: S105 - a marker refused outside development, not a secret
+from tasks.settings import refuse_default_s3_secret
 
 #: Settings read without the SERVING_ prefix (shared with tasks/settings.py).
 SHARED_NAMES: tuple[str, ...] = (
@@ -141,16 +141,7 @@ class ServingSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServingSettings:
-        secret = self.aws_secret_access_key
-        if (
-            self.environment == "production"
-            and secret is not None
-            and secret.get_secret_value() == DEFAULT_S3_SECRET
-        ):
-            raise ValueError(
-                "AWS_SECRET_ACCESS_KEY is the development default; set a generated secret "
-                "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
-            )
+        refuse_default_s3_secret(self.environment, self.aws_secret_access_key)
         return self
 
 

@@ -117,17 +117,21 @@ class TaskSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> TaskSettings:
-        secret = self.aws_secret_access_key
-        if (
-            self.environment == "production"
-            and secret is not None
-            and secret.get_secret_value() == DEFAULT_S3_SECRET
-        ):
-            raise ValueError(
-                "AWS_SECRET_ACCESS_KEY is the development default; set a generated secret "
-                "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
-            )
+        refuse_default_s3_secret(self.environment, self.aws_secret_access_key)
         return self
+
+
+def refuse_default_s3_secret(environment: str, secret: SecretStr | None) -> None:
+    """In production, the development default S3 secret is an error, not a fallback."""
+    if (
+        environment == "production"
+        and secret is not None
+        and secret.get_secret_value() == DEFAULT_S3_SECRET
+    ):
+        raise ValueError(
+            "AWS_SECRET_ACCESS_KEY is the development default; set a generated secret "
+            "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ in-cluster clients keep using the Service directly, with no credentials, as befo
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tests.support import fake_kubectl
-from tests.support.mlflow_server import mlflow_server
-from tests.support.postgres import fresh_database
-from tests.support.seaweed import S3Endpoint
+from tests.support.served_model import ServedStack
 from tests.support.traefik_basic_auth import BasicAuth, ProxyLog, basic_auth_proxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3, pytest.mark.slow]
@@ -33,13 +32,13 @@ HOST = "mlflow.10.43.100.95.nip.io"
 
 
 def _render_mlflow() -> list[dict]:
-    import importlib.util
+    """The folder the mlflow Application syncs, rendered by real kustomize (cluster/tools)."""
+    tools = str(REPO / "cluster" / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import render
 
-    spec = importlib.util.spec_from_file_location("render", REPO / "cluster/tools/render.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.render(REPO / "cluster/apps/mlflow/overlays/single-node")
+    return render.render(REPO / "cluster/apps/mlflow/base")
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +63,10 @@ def login(generated_secrets: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tracking_uri(s3: S3Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The in-cluster Service: the real MLflow server, reached directly."""
-    with (
-        fresh_database("mlflow_route") as backend,
-        mlflow_server(
-            backend, s3, tmp_path_factory.mktemp("mlflow"), artifacts_bucket="mlflow-route"
-        ) as uri,
-    ):
-        yield uri
+def tracking_uri(served_stack: ServedStack) -> str:
+    """The in-cluster Service: the real MLflow server (PostgreSQL backend, artifacts on
+    SeaweedFS), reached directly. The session's shared one: its model is another name."""
+    return served_stack.stack.tracking_uri
 
 
 @pytest.fixture(scope="module")
