@@ -164,6 +164,7 @@ def ui(env: dict[str, str], serving_url: str, port: int | None = None) -> Iterat
         str(TASKS_PYTHON), "-m", "streamlit", "run", str(REPO / "ui" / "app.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     env = {**env, "UI_SERVING_URL": serving_url}
     with background("ui", command, env, f"{url}/_stcore/health", timeout=120):
