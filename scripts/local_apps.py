@@ -209,6 +209,10 @@ def serve_and_try(env: dict[str, str]) -> None:
     say("serving stopped")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--serving-port", type=int, default=8000)
@@ -218,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("no model yet: var/mlflow.db is missing. Run `make demo` first (it trains one).")
         return 2
     env = stores_env()
+    signal.signal(signal.SIGTERM, _interrupt)  # kill or a supervisor stops both apps too
     with ExitStack() as stack:
         try:
             serving_url = stack.enter_context(serving(env, args.serving_port))
