@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.logs import configure_logging, get_logger
-from tasks.settings import TaskSettings, get_settings
+from tasks.settings import TaskSettings, client_limits_env, get_settings
 from tasks.xcom import write_result
 
 
@@ -61,8 +62,27 @@ class GroupDayInputs(TaskInputs):
         return self.group_number or settings.group_number, check_day(self.day or settings.day)
 
 
+def one_line(exc: ValidationError, *, env: bool = False) -> str:
+    """A pydantic error as one line: ``--flag: message (got value)``, or ``VARIABLE: ...``."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        if env:
+            flag = where.upper() or "settings"
+        else:
+            flag = f"--{where.replace('_', '-')}" if where else "arguments"
+        message = error["msg"].removeprefix("Value error, ")
+        got = (
+            f" (got {error['input']!r})" if "input" in error and error["type"] != "missing" else ""
+        )
+        problems.append(f"{flag}: {message}{got}")
+    return "; ".join(problems)
+
+
 def _parser(name: str, inputs: type[TaskInputs], doc: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m tasks.{name}", description=doc)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tasks.{name}", description=doc, allow_abbrev=False
+    )
     parser.add_argument("--schema", action="store_true", help="print the inputs' JSON schema")
     for field_name, field in inputs.model_fields.items():
         flag = "--" + field_name.replace("_", "-")
@@ -86,10 +106,15 @@ def run_task(
     given = {k: v for k, v in vars(args).items() if k != "schema" and v is not None}
     try:
         settings = get_settings()
+    except ValidationError as exc:
+        print(f"tasks.{name}: invalid setting: {one_line(exc, env=True)}", file=sys.stderr)
+        return 2
+    try:
         inputs = inputs_model.model_validate(given)
     except ValidationError as exc:
-        print(f"tasks.{name}: invalid input or setting:\n{exc}", file=sys.stderr)
+        print(f"tasks.{name}: invalid argument: {one_line(exc)}", file=sys.stderr)
         return 2
+    os.environ.update(client_limits_env(settings))
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger(f"tasks.{name}")
     started = time.perf_counter()
@@ -97,7 +122,7 @@ def run_task(
         result = run(inputs, settings)
     except Exception as exc:
         log.error(f"{name}.failed", error=str(exc), error_type=type(exc).__name__)
-        print(f"tasks.{name} failed: {exc}", file=sys.stderr)
+        print(f"tasks.{name} failed: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     result["seconds"] = round(time.perf_counter() - started, 3)
     write_result(settings.xcom_return_path, result)

@@ -36,6 +36,13 @@ class TaskSettings(BaseSettings):
     fetch_attempts: int = Field(5, ge=1, description="attempts before a transient failure is fatal")
     fetch_backoff_initial_seconds: float = Field(1.0, ge=0)
     fetch_backoff_max_seconds: float = Field(30.0, ge=0)
+    fetch_persist_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="how long fetch keeps retrying to store a body it already received (object "
+        "store or ledger down) before failing; the body stays in the raw zone and the next "
+        "fetch records it",
+    )
 
     # object store and ledger
     storage_url: str = Field(
@@ -45,7 +52,13 @@ class TaskSettings(BaseSettings):
     aws_access_key_id: str | None = None
     aws_secret_access_key: SecretStr | None = None
     aws_region: str = "us-east-1"
+    s3_connect_timeout_seconds: float = Field(5.0, gt=0)
+    s3_read_timeout_seconds: float = Field(60.0, gt=0)
+    s3_max_attempts: int = Field(3, ge=1, description="boto3 attempts per call (standard mode)")
     ledger_url: str = Field("sqlite:///./var/ledger.db", description="SQLAlchemy URL")
+    ledger_connect_timeout_seconds: int = Field(
+        10, ge=1, description="PostgreSQL: seconds to connect before failing (connect_timeout)"
+    )
 
     # MLflow and the model
     mlflow_tracking_uri: str = Field(
@@ -55,6 +68,22 @@ class TaskSettings(BaseSettings):
         None,
         description="where a new experiment keeps artifacts (a folder or s3://...); unset: "
         "the server's default, or ./mlruns for a local store",
+    )
+    mlflow_http_request_timeout_seconds: int = Field(
+        30,
+        ge=1,
+        description="MLflow client: seconds per HTTP request (MLFLOW_HTTP_REQUEST_TIMEOUT)",
+    )
+    mlflow_http_request_max_retries: int = Field(
+        2,
+        ge=0,
+        description="MLflow client: HTTP retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES; MLflow's own "
+        "default of 7 with backoff delays a failure by minutes)",
+    )
+    mlflow_http_request_backoff_factor: float = Field(
+        1.0,
+        ge=0,
+        description="MLflow client: retry backoff factor (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)",
     )
     model_name: str = "realtor-price"
     random_seed: int = 42
@@ -128,6 +157,16 @@ class TaskSettings(BaseSettings):
                 "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
             )
         return self
+
+
+def client_limits_env(settings: TaskSettings) -> dict[str, str]:
+    """The environment variables that bound the time clients we do not own take to fail."""
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_http_request_timeout_seconds),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.mlflow_http_request_max_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.mlflow_http_request_backoff_factor),
+        "TASKS_LEDGER_CONNECT_TIMEOUT": str(settings.ledger_connect_timeout_seconds),
+    }
 
 
 @lru_cache(maxsize=1)
