@@ -45,12 +45,6 @@ class Settings(BaseSettings):
         description="422 (validation error) or 400 'Número de grupo inválido' (the course)",
     )
 
-    @field_validator("invalid_group_status")
-    @classmethod
-    def _400_or_422(cls, value: int) -> int:
-        if value not in (400, 422):
-            raise ValueError("must be 400 (the course) or 422 (FastAPI's validation error)")
-        return value
     restart_answer: Literal["object", "ok_list"] = Field(
         "object", description='what /restart_data_generation answers: an object or ["ok"]'
     )
@@ -63,3 +57,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("invalid_group_status")
+    @classmethod
+    def _400_or_422(cls, value: int) -> int:
+        if value not in (400, 422):
+            raise ValueError("must be 400 (the course) or 422 (FastAPI's validation error)")
+        return value
