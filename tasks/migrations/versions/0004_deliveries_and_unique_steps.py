@@ -80,7 +80,7 @@ def upgrade() -> None:
         )
     )
 
-    deliveries = op.create_table(
+    op.create_table(
         "deliveries",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("group_number", sa.Integer(), nullable=False),
@@ -99,32 +99,15 @@ def upgrade() -> None:
         sa.Column("resolution", sa.Text(), nullable=True),
     )
     op.create_index("ix_deliveries_group_day", "deliveries", ["group_number", "day"])
-    existing = conn.execute(
+    conn.execute(
         sa.text(
-            "SELECT id, group_number, day, batch_number, sha256, raw_key, bytes, rows, fetched_at "
+            "INSERT INTO deliveries (group_number, day, batch_number, outcome, batch_id, "
+            "payload_key, payload_sha256, payload_bytes, rows, reason, received_at) "
+            "SELECT group_number, day, batch_number, 'stored', id, raw_key, sha256, bytes, rows, "
+            "'recorded before 0004: only the canonical Parquet was kept', fetched_at "
             "FROM batches ORDER BY id"
         )
-    ).all()
-    if existing:
-        op.bulk_insert(
-            deliveries,
-            [
-                {
-                    "group_number": row.group_number,
-                    "day": row.day,
-                    "batch_number": row.batch_number,
-                    "outcome": "stored",
-                    "batch_id": row.id,
-                    "payload_key": row.raw_key,
-                    "payload_sha256": row.sha256,
-                    "payload_bytes": row.bytes,
-                    "rows": row.rows,
-                    "reason": "recorded before 0004: only the canonical Parquet was kept",
-                    "received_at": row.fetched_at,
-                }
-                for row in existing
-            ],
-        )
+    )
 
     for table in STEP_TABLES:
         _fold_duplicates(conn, table)
