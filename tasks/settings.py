@@ -69,21 +69,16 @@ class TaskSettings(BaseSettings):
         description="where a new experiment keeps artifacts (a folder or s3://...); unset: "
         "the server's default, or ./mlruns for a local store",
     )
-    mlflow_http_request_timeout_seconds: int = Field(
-        30,
-        ge=1,
-        description="MLflow client: seconds per HTTP request (MLFLOW_HTTP_REQUEST_TIMEOUT)",
+    # MLflow's own client variables, read under their own names with our bounds as defaults:
+    # MLflow's defaults (120 s per request, 7 retries with backoff) delay a failure by minutes
+    mlflow_http_request_timeout: int = Field(
+        30, ge=1, description="MLflow client: seconds per HTTP request"
     )
     mlflow_http_request_max_retries: int = Field(
-        2,
-        ge=0,
-        description="MLflow client: HTTP retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES; MLflow's own "
-        "default of 7 with backoff delays a failure by minutes)",
+        2, ge=0, description="MLflow client: retries of a failed HTTP request"
     )
-    mlflow_http_request_backoff_factor: float = Field(
-        1.0,
-        ge=0,
-        description="MLflow client: retry backoff factor (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)",
+    mlflow_http_request_backoff_factor: int = Field(
+        1, ge=0, description="MLflow client: backoff factor between retries (seconds)"
     )
     model_name: str = "realtor-price"
     random_seed: int = 42
@@ -162,7 +157,7 @@ class TaskSettings(BaseSettings):
 def client_limits_env(settings: TaskSettings) -> dict[str, str]:
     """The environment variables that bound the time clients we do not own take to fail."""
     return {
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_http_request_timeout_seconds),
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_http_request_timeout),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.mlflow_http_request_max_retries),
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.mlflow_http_request_backoff_factor),
         "TASKS_LEDGER_CONNECT_TIMEOUT": str(settings.ledger_connect_timeout_seconds),
