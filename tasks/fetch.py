@@ -50,7 +50,7 @@ from tasks.api_client import (
 from tasks.cli import GroupDayInputs, run_task
 from tasks.delivery import Recorded, classify, gap
 from tasks.lake import GZIP_JSON, PARQUET, payload_key, payload_prefix, raw_key, to_parquet
-from tasks.ledger import Batch, Delivery, Ledger
+from tasks.ledger import Batch, Delivery, Ledger, utcnow
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import ObjectStore, StorageError, open_store
@@ -91,12 +91,19 @@ def persist(action: str, fn: Callable[[], T], budget_seconds: float) -> T:
             return fn()
         except (StorageError, OperationalError) as exc:
             if time.monotonic() + delay > deadline:
-                raise PersistError(f"{action} failed for {budget_seconds:.0f} s: {exc}") from exc
-            log.warning(
-                "fetch.persist_retry", action=action, error=" ".join(str(exc).split())[:200]
-            )
+                raise PersistError(
+                    f"{action} failed for {budget_seconds:.0f} s: {describe(exc)}"
+                ) from exc
+            log.warning("fetch.persist_retry", action=action, error=describe(exc))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a store or database error (the driver's first line, no SQL, no links)."""
+    if isinstance(exc, OperationalError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]}"
+    return " ".join(str(exc).split())[:300]
 
 
 def _put(store: ObjectStore, key: str, data: bytes, content_type: str) -> None:
@@ -118,6 +125,7 @@ def ingest(
         lambda: _put(store, body_key, served.payload_gzip, GZIP_JSON),
         budget_seconds,
     )
+    received_at = utcnow()  # with the body's sha256, names this delivery across retries
     base = {
         "group_number": group,
         "day": day,
@@ -126,85 +134,97 @@ def ingest(
         "payload_sha256": served.payload_sha256,
         "payload_bytes": served.payload_bytes,
         "rows": served.records,
+        "received_at": received_at,
     }
     if served.refusal is not None or served.coerced is None:
-        delivery = Delivery(outcome="rejected", reason=served.refusal, **base)
-        persist(
-            "recording the rejected delivery",
-            lambda: ledger.record_delivery(delivery, None),
-            budget_seconds,
-        )
+
+        def record_rejected() -> Delivery:
+            done = ledger.find_delivery(served.payload_sha256, received_at)
+            return done or ledger.record_delivery(
+                Delivery(outcome="rejected", reason=served.refusal, **base), None
+            )
+
+        delivery = persist("recording the rejected delivery", record_rejected, budget_seconds)
         raise DeliveryRefusedError(
             f"the data API served a body the fetch cannot accept: {served.refusal}; it is kept "
             f"as {store.uri(body_key)} (sha256 {served.payload_sha256[:12]}, "
             f"{served.payload_bytes:,} bytes) and recorded as delivery {delivery.id}. Fix the "
             "API or the client, then replay the group and day (realtor_replay), or run "
-            f'`python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "<why>"` '
-            "to read on"
+            f"`python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "
+            '"<why>"` to read on'
         )
     number = served.batch_number
     assert number is not None  # an accepted body has a batch number
-    parquet = to_parquet(served.coerced.table)
+    coerced = served.coerced
+    parquet = to_parquet(coerced.table)
     key = raw_key(group, day, number, served.payload_sha256)
     persist(f"writing {key}", lambda: _put(store, key, parquet, PARQUET), budget_seconds)
-    for _ in range(5):
-        recorded = [
-            Recorded(row.id, row.delivery, row.sha256)
-            for row in ledger.deliveries_of(group, day, number)
-        ]
-        verdict = classify(recorded, served.payload_sha256)
-        if verdict.kind == "duplicate":
-            assert verdict.batch_id is not None
-            delivery = Delivery(outcome="duplicate", batch_id=verdict.batch_id, **base)
-            persist("recording", lambda d=delivery: ledger.record_delivery(d, None), budget_seconds)
-            return delivery, ledger.get_batch(verdict.batch_id)
-        cursor = ledger.cursor(group, day)
-        expected = cursor.next_batch_number if cursor is not None else None
-        missing = gap(expected, number) if verdict.kind == "new" else None
-        outcome = "gap" if missing is not None else "stored"
-        if verdict.kind == "redelivery":
-            outcome = "redelivery"
-        batch = Batch(
-            group_number=group,
-            day=day,
-            batch_number=number,
-            delivery=verdict.delivery,
-            sha256=served.payload_sha256,
-            raw_key=key,
-            rows=served.rows,
-            bytes=len(parquet),
-            payload_key=body_key,
-            payload_bytes=served.payload_bytes,
-            schema_problems=served.coerced.problems,
-            status="raw",
+
+    def record_accepted() -> tuple[Delivery, Batch]:
+        """Classify against the ledger and record, as one unit a retry can repeat."""
+        for _ in range(5):
+            done = ledger.find_delivery(served.payload_sha256, received_at)
+            if done is not None:  # an earlier attempt committed before its connection died
+                assert done.batch_id is not None
+                return done, ledger.get_batch(done.batch_id)
+            recorded = [
+                Recorded(row.id, row.delivery, row.sha256)
+                for row in ledger.deliveries_of(group, day, number)
+            ]
+            verdict = classify(recorded, served.payload_sha256)
+            if verdict.kind == "duplicate":
+                assert verdict.batch_id is not None
+                delivery = Delivery(outcome="duplicate", batch_id=verdict.batch_id, **base)
+                ledger.record_delivery(delivery, None)
+                return delivery, ledger.get_batch(verdict.batch_id)
+            cursor = ledger.cursor(group, day)
+            expected = cursor.next_batch_number if cursor is not None else None
+            missing = gap(expected, number) if verdict.kind == "new" else None
+            outcome = {"new": "stored", "redelivery": "redelivery"}[verdict.kind]
+            reason = None
+            if missing is not None:
+                outcome = "gap"
+                first = "0 or 1" if expected is None else str(missing)
+                reason = f"gap: expected batch {first}, got {number}"
+            batch = Batch(
+                group_number=group,
+                day=day,
+                batch_number=number,
+                delivery=verdict.delivery,
+                sha256=served.payload_sha256,
+                raw_key=key,
+                rows=served.rows,
+                bytes=len(parquet),
+                payload_key=body_key,
+                payload_bytes=served.payload_bytes,
+                schema_problems=coerced.problems,
+                status="raw",
+            )
+            delivery = Delivery(
+                outcome=outcome, expected_batch_number=missing, reason=reason, **base
+            )
+            try:
+                ledger.record_delivery(delivery, batch)
+            except IntegrityError:  # a concurrent run recorded this number or content first
+                continue
+            return delivery, batch
+        raise PersistError(
+            f"batch {number} of group {group}, day {day!r}: concurrent fetches kept recording "
+            "it first; re-run the fetch"
         )
-        reason = None
-        if missing is not None:
-            first = "0 or 1" if expected is None else str(missing)
-            reason = f"gap: expected batch {first}, got {number}"
-        delivery = Delivery(outcome=outcome, expected_batch_number=missing, reason=reason, **base)
-        try:
-            persist(
-                "recording",
-                lambda d=delivery, b=batch: ledger.record_delivery(d, b),
-                budget_seconds,
-            )
-        except IntegrityError:  # a concurrent run recorded this number or content first
-            continue
-        if missing is not None:
-            raise DeliveryRefusedError(
-                f"{reason}: batches {first} to {number - 1} were served but never received "
-                f"(the API moved on before the answer arrived). Batch {number} is stored, "
-                f"nothing of it lost (batch_id {batch.id}, delivery {delivery.id}). Replay the "
-                "group and day (realtor_replay) to receive the missing ones, or run "
-                f"`python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "
-                '"<why>"` to accept the gap'
-            )
-        return delivery, batch
-    raise PersistError(
-        f"batch {number} of group {group}, day {day!r}: concurrent fetches kept recording it "
-        "first; re-run the fetch"
-    )
+
+    delivery, batch = persist("recording", record_accepted, budget_seconds)
+    if delivery.outcome == "gap":
+        expected_text = delivery.reason.split("expected batch ")[1].split(",")[0]
+        raise DeliveryRefusedError(
+            f"{delivery.reason}: batches {expected_text} to {number - 1} were served but never "
+            f"received (the API moved on before the answer arrived). Batch {number} is stored, "
+            f"nothing of it lost (batch_id {batch.id}, delivery {delivery.id}). Replay the "
+            "group and day (realtor_replay) to receive the missing ones, or run "
+            f"`python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "
+            '"<why>"` to accept the gap'
+        )
+    return delivery, batch
 
 
 def adopt_unrecorded(
@@ -216,7 +236,12 @@ def adopt_unrecorded(
         lambda: store.list_keys(payload_prefix(group, day)),
         budget_seconds,
     )
-    known = {row.payload_key for row in ledger.deliveries(group, day)}
+    known = {
+        row.payload_key
+        for row in persist(
+            "reading the ledger", lambda: ledger.deliveries(group, day), budget_seconds
+        )
+    }
     orphans: list[ServedBatch] = []
     for key in keys:
         if key in known or not key.endswith(".json.gz"):
@@ -246,7 +271,9 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
         resolved = ledger.resolve_incidents(group_number, day, inputs.resolve_incidents)
         log.warning("fetch.resolved", deliveries=resolved, resolution=inputs.resolve_incidents)
         base["resolved"] = resolved
-    incidents = ledger.open_incidents(group_number, day)
+    incidents = persist(
+        "reading the ledger", lambda: ledger.open_incidents(group_number, day), budget
+    )
     if incidents:
         listed = "; ".join(
             f"delivery {row.id} ({row.outcome}): {row.reason}" for row in incidents[:3]

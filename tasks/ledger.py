@@ -276,6 +276,16 @@ class Ledger:
             session.flush()
         return delivery
 
+    def find_delivery(self, payload_sha256: str, received_at: datetime) -> Delivery | None:
+        """The delivery of this body received at this instant (a retry's check: done?)."""
+        with self.session() as session:
+            return session.scalar(
+                select(Delivery).where(
+                    Delivery.payload_sha256 == payload_sha256,
+                    Delivery.received_at == received_at,
+                )
+            )
+
     def deliveries(self, group_number: int | None = None, day: str | None = None) -> list[Delivery]:
         query = select(Delivery).order_by(Delivery.id)
         if group_number is not None:

@@ -41,6 +41,8 @@ class Answer:
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         proxy: RecordingProxy = self.server.proxy  # type: ignore[attr-defined]
+        with proxy.lock:
+            proxy.requested.append(self.path)
         response = httpx.get(proxy.upstream + self.path, timeout=60)
         body = response.content
         with proxy.lock:
@@ -59,6 +61,7 @@ class RecordingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.answers: list[Answer] = []
+        self.requested: list[str] = []  # paths, as requests arrive (before any answer)
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.proxy = self  # type: ignore[attr-defined]
