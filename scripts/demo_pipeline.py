@@ -3,12 +3,16 @@
 Runs with the tasks' environment (``.venv/bin/python scripts/demo_pipeline.py``) and drives
 the Airflow CLI of ``.venv-airflow``. Everything is embedded, nothing needs Docker:
 
-- the data API simulator (``python -m data_api``, small scale) on a free local port;
+- the data API simulator (``python -m data_api``, small scale) on a free local port, unless an
+  external API is given: ``--api-url URL`` or ``DATA_API_URL`` (``make demo
+  DATA_API_URL=http://host:port``, e.g. the course's API): then nothing is started;
 - Airflow's metadata in SQLite under ``var/airflow`` (``airflow db migrate`` on first use);
 - the ledger ``var/ledger.db`` (SQLite), the lake ``var/lake`` (file://), MLflow
   ``var/mlflow.db`` (a local SQLite store), the tasks as subprocesses (``PIPELINE_RUNTIME=local``).
 
-It triggers ``realtor_replay`` (start the API's batches and the ledger cursor over), then
+With its own simulator it triggers ``realtor_replay`` (start the API's batches and the ledger
+cursor over; with an external API only when ``--replay`` asks: restarting the course's API
+resets the group's cursor for everyone using that group), then
 ``airflow dags test realtor_pipeline`` per batch until fetch reports ``exhausted``, showing each
 task's summary line as it finishes, and prints what happened to every batch, read back from
 the ledger. ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
@@ -63,7 +67,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def demo_environment(args: argparse.Namespace, api_url: str) -> dict[str, str]:
+def demo_environment(
+    args: argparse.Namespace, api_url: str, *, external: bool = False
+) -> dict[str, str]:
     """The environment of the Airflow CLI and, through it, of every task."""
     env = dict(os.environ)
     defaults = {
@@ -81,16 +87,47 @@ def demo_environment(args: argparse.Namespace, api_url: str) -> dict[str, str]:
         "STORAGE_URL": (VAR / "lake").as_uri(),
         "MLFLOW_TRACKING_URI": f"sqlite:///{VAR / 'mlflow.db'}",
         "MLFLOW_ARTIFACT_LOCATION": str(VAR / "mlartifacts"),
-        # the volume rule scaled like the data (10,000 rows at full scale)
-        "MIN_TRAIN_ROWS": str(max(1, round(FULL_SCALE_MIN_TRAIN_ROWS * args.scale))),
+        # the volume rule scaled like the data (10,000 rows at full scale; an external API
+        # serves the real volumes)
+        "MIN_TRAIN_ROWS": str(
+            FULL_SCALE_MIN_TRAIN_ROWS
+            if external
+            else max(1, round(FULL_SCALE_MIN_TRAIN_ROWS * args.scale))
+        ),
         "TRAIN_TIME_BUDGET_SECONDS": "20",
         "TRAIN_MAX_TRIALS": "4",
         "LOG_FORMAT": "console",
     }
     for name, value in defaults.items():
         env.setdefault(name, value)
-    env["DATA_API_URL"] = api_url  # always the simulator this demo started
+    env["DATA_API_URL"] = api_url  # the simulator this demo started, or the external API
     return env
+
+
+@contextmanager
+def external_api(url: str) -> Iterator[str]:
+    """An API someone else runs: nothing started, nothing asked (a /data call moves its cursor).
+
+    Only a TCP connect, so that a wrong URL fails here with a reason instead of in fetch.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"DATA_API_URL {url!r} is not an http(s) URL with a host: use e.g. "
+            "http://10.43.100.103:8080 (scheme, host, port)"
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=5).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"nothing accepts connections at {url} ({exc}); check DATA_API_URL and that the "
+            "API is up"
+        ) from exc
+    say(f"data API: {url} (external: no simulator started)")
+    yield url.rstrip("/")
 
 
 @contextmanager
@@ -255,6 +292,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--day", default="Tuesday")
     parser.add_argument("--max-runs", type=int, default=10, help="stop after this many runs")
     parser.add_argument("--fresh", action="store_true", help="start from an empty ledger/store")
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("DATA_API_URL") or None,
+        help="an external data API (default: DATA_API_URL; unset: start the simulator)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="with an external API, restart its group and day first (the simulator: always)",
+    )
     return parser.parse_args(argv)
 
 
@@ -272,15 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     VAR.mkdir(exist_ok=True)
     conf = json.dumps({"group_number": args.group_number, "day": args.day})
     started = time.monotonic()
-    with data_api(args.scale, args.seed) as api_url:
-        env = demo_environment(args, api_url)
+    external = args.api_url is not None
+    api = external_api(args.api_url) if external else data_api(args.scale, args.seed)
+    with api as api_url:
+        env = demo_environment(args, api_url, external=external)
         os.environ.update({k: env[k] for k in ("LEDGER_URL", "STORAGE_URL")})
         migrate_airflow(env)
         LOGS.mkdir(parents=True, exist_ok=True)
-        say("realtor_replay: the API and the ledger cursor start from batch 1")
-        if airflow(["dags", "test", "realtor_replay", "-c", conf], env, LOGS / "replay.log"):
-            say(f"realtor_replay failed: see {LOGS / 'replay.log'}")
-            return 1
+        if not external or args.replay:
+            say("realtor_replay: the API and the ledger cursor start from the first batch")
+            if airflow(["dags", "test", "realtor_replay", "-c", conf], env, LOGS / "replay.log"):
+                say(f"realtor_replay failed: see {LOGS / 'replay.log'}")
+                return 1
         for run in range(1, args.max_runs + 1):
             say(f"realtor_pipeline run {run} (airflow dags test; log {LOGS / f'run-{run}.log'})")
             log_path = LOGS / f"run-{run}.log"
