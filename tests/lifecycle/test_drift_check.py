@@ -161,7 +161,7 @@ def test_a_tiny_batch_skips_for_volume(world: World) -> None:
     assert code == 0 and result is not None
     assert result["decision"] == "skip"
     assert result["reasons"][0] == (
-        "400 rows from one state (Vermont): below the minimum volume (1,000), skip"
+        "400 rows from one state (Vermont): below the minimum volume (1,000)"
     )
 
 
