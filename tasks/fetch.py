@@ -246,11 +246,12 @@ def adopt_unrecorded(
     for key in keys:
         if key in known or not key.endswith(".json.gz"):
             continue
-        body = gzip.decompress(store.get_bytes(key))
+        packed = store.get_bytes(key)
+        body = gzip.decompress(packed)
         served = judge_body(io.BytesIO(body), group, day)
         served.payload_sha256 = hashlib.sha256(body).hexdigest()
         served.payload_bytes = len(body)
-        served.payload_gzip = store.get_bytes(key)
+        served.payload_gzip = packed
         orphans.append(served)
     adopted = []
     for served in sorted(orphans, key=lambda s: (s.batch_number is None, s.batch_number or 0)):
