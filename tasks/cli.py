@@ -62,6 +62,35 @@ class GroupDayInputs(TaskInputs):
         return self.group_number or settings.group_number, check_day(self.day or settings.day)
 
 
+def failure_line(exc: BaseException, settings: TaskSettings) -> str:
+    """The task's failure in one line: the problem and what to do.
+
+    An unreachable MLflow server or ledger database gets a sentence naming the setting; any
+    other error is its own message, on one line.
+    """
+    text = " ".join(str(exc).split())
+    module = type(exc).__module__
+    unreachable = ("Max retries exceeded", "Connection refused", "timed out", "Read timed out")
+    if ("api/2.0/mlflow" in text or module.startswith("mlflow")) and any(
+        marker in text for marker in unreachable
+    ):
+        cause = "connection refused" if "refused" in text else "no answer in time"
+        return (
+            f"the MLflow server at {settings.mlflow_tracking_uri} did not answer ({cause}; "
+            f"{settings.mlflow_http_request_max_retries} retries of "
+            f"{settings.mlflow_http_request_timeout} s): check that it is up and "
+            "MLFLOW_TRACKING_URI, then re-run the task"
+        )
+    if module.startswith("sqlalchemy") and type(exc).__name__ == "OperationalError":
+        orig = getattr(exc, "orig", None)
+        first = str(orig).strip().splitlines()[0] if orig is not None else text[:200]
+        return (
+            f"the ledger database did not answer ({first}): check that it is up and LEDGER_URL, "
+            "then re-run the task"
+        )
+    return text
+
+
 def one_line(exc: ValidationError, *, env: bool = False) -> str:
     """A pydantic error as one line: ``--flag: message (got value)``, or ``VARIABLE: ...``."""
     problems = []
@@ -122,7 +151,7 @@ def run_task(
         result = run(inputs, settings)
     except Exception as exc:
         log.error(f"{name}.failed", error=str(exc), error_type=type(exc).__name__)
-        print(f"tasks.{name} failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"tasks.{name} failed: {failure_line(exc, settings)}", file=sys.stderr)
         return 1
     result["seconds"] = round(time.perf_counter() - started, 3)
     write_result(settings.xcom_return_path, result)

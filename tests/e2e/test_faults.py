@@ -59,6 +59,35 @@ def task(name: str, env: dict[str, str], *args: str) -> tuple[int, str, dict | N
     return done.returncode, done.stderr, result, time.monotonic() - started
 
 
+def task_with_fault(
+    name: str, env: dict[str, str], args: tuple[str, ...], marker: str, fault: Callable[[], None]
+) -> tuple[int, str, float | None, float]:
+    """Run ``tasks.<name>``; call ``fault()`` when ``marker`` shows in its log (stderr).
+
+    (exit code, stderr, monotonic time of the fault or None, monotonic time of the exit).
+    """
+    xcom = Path(env["XCOM_RETURN_PATH"])
+    xcom.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"tasks.{name}", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    faulted: float | None = None
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        if faulted is None and marker in line:
+            fault()
+            faulted = time.monotonic()
+    code = process.wait(timeout=600)
+    return code, "".join(lines), faulted, time.monotonic()
+
+
 def during(
     action: Callable[[], None], after: float, when: Callable[[], bool] | None = None
 ) -> threading.Thread:
@@ -239,15 +268,16 @@ def test_mlflow_killed_during_train_and_during_promote(tmp_path: Path, s3: S3End
                 code, stderr, _, _ = task(step, env, "--batch-id", batch)
                 assert code == 0, stderr
 
-            # train: MLflow is killed 3 s in (during the search, before anything is logged)
-            killed: list[float] = []
-            crash = during(lambda: killed.append(time.monotonic()) or mlflow.kill(), after=3.0)
-            code, stderr, result, _ = task("train", env, "--batch-id", batch)
-            ended = time.monotonic()
-            crash.join()
-            assert code == 1 and result is None
+            # train: MLflow is killed once the data is read, before the search (nothing of the
+            # run is logged yet); it fails when it next talks to MLflow, after search and fit
+            code, stderr, killed, ended = task_with_fault(
+                "train", env, ("--batch-id", batch), "train.data", mlflow.kill
+            )
+            assert killed is not None, stderr
+            assert code == 1 and not Path(env["XCOM_RETURN_PATH"]).exists()
             train_reason = last_line(stderr)
-            train_fail = ended - killed[0]
+            assert "the MLflow server at" in train_reason and "MLFLOW_TRACKING_URI" in train_reason
+            train_fail = ended - killed
             mlflow.start()
             code, stderr, trained, train_retry = task("train", env, "--batch-id", batch)
             assert code == 0, stderr
@@ -258,6 +288,7 @@ def test_mlflow_killed_during_train_and_during_promote(tmp_path: Path, s3: S3End
             code, stderr, result, promote_fail = task("promote", env, "--batch-id", batch)
             assert code == 1 and result is None
             promote_reason = last_line(stderr)
+            assert "did not answer (connection refused" in promote_reason
             mlflow.start()
             code, stderr, promoted, promote_retry = task("promote", env, "--batch-id", batch)
             assert code == 0, stderr
@@ -277,6 +308,7 @@ def test_mlflow_killed_during_train_and_during_promote(tmp_path: Path, s3: S3End
             figure(
                 "mlflow_killed_during_train",
                 seconds_from_kill_to_failure=round(train_fail, 1),
+                note="killed before the search; fails at the next MLflow call, after search and fit",
                 reason=train_reason[:200],
                 retry_seconds=round(train_retry, 1),
                 model_versions=len(versions),
