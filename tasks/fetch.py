@@ -265,7 +265,7 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
     base_url = check_base_url(settings.data_api_url)
     budget = settings.fetch_persist_seconds
     # the ledger and the store answer before the API is asked (and moves its cursor)
-    ledger = persist("opening the ledger", lambda: Ledger.open(settings.ledger_url), budget)
+    ledger = persist("opening the ledger", lambda: Ledger.of(settings), budget)
     store = open_store(settings.storage_url, settings)
     base: dict[str, Any] = {"group_number": group_number, "day": day}
     if inputs.resolve_incidents:

@@ -7,12 +7,11 @@ decision, training, promotion, inference log) refers to ``batches.id``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -33,6 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+if TYPE_CHECKING:
+    from tasks.settings import TaskSettings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -139,17 +141,15 @@ class LedgerConflictError(RuntimeError):
 def make_ledger_engine(url: str, connect_timeout: int | None = None) -> Engine:
     """An engine for ``url``; creates the SQLite file's folder, enables SQLite's WAL.
 
-    PostgreSQL connections give up after ``connect_timeout`` seconds (default: the
-    ``TASKS_LEDGER_CONNECT_TIMEOUT`` variable that :mod:`tasks.cli` sets from
-    ``LEDGER_CONNECT_TIMEOUT_SECONDS``, else 10), so a ledger that is down fails a task fast.
+    PostgreSQL connections give up after ``connect_timeout`` seconds (default 10), so a
+    ledger that is down or unreachable fails a task fast.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
-        timeout = connect_timeout or int(os.environ.get("TASKS_LEDGER_CONNECT_TIMEOUT", "10"))
-        connect_args["connect_timeout"] = timeout
+        connect_args["connect_timeout"] = connect_timeout or 10
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if parsed.get_backend_name() == "sqlite":
 
@@ -183,8 +183,15 @@ class Ledger:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> Ledger:
-        engine = make_ledger_engine(url)
+    def of(cls, settings: TaskSettings) -> Ledger:
+        """The ledger of ``LEDGER_URL``, migrated, with ``LEDGER_CONNECT_TIMEOUT_SECONDS``."""
+        return cls.open(
+            settings.ledger_url, connect_timeout=settings.ledger_connect_timeout_seconds
+        )
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True, connect_timeout: int | None = None) -> Ledger:
+        engine = make_ledger_engine(url, connect_timeout)
         if upgrade:
             migrate(engine)
         return cls(engine)

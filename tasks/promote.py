@@ -111,7 +111,7 @@ def _required_training(ledger: Ledger, batch_id: int) -> Training:
 
 
 def run(inputs: PromoteInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
     existing = find_promotion(ledger, batch.id)
     if existing is not None:

@@ -56,7 +56,7 @@ def run(inputs: ReplayInputs, settings: TaskSettings) -> dict[str, Any]:
     answer = restart_api(
         settings.data_api_url, group_number, day, settings.fetch_connect_timeout_seconds + 30
     )
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     before = ledger.cursor(group_number, day)
     resolved = ledger.reset_cursor(group_number, day)
     log.info("replay.cursor_reset", group_number=group_number, day=day)

@@ -155,12 +155,12 @@ class TaskSettings(BaseSettings):
 
 
 def client_limits_env(settings: TaskSettings) -> dict[str, str]:
-    """The environment variables that bound the time clients we do not own take to fail."""
+    """The environment variables that bound the time MLflow's client takes to fail (set by
+    :func:`tasks.cli.run_task` before a task runs, so every MLflow call is bounded)."""
     return {
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_http_request_timeout),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.mlflow_http_request_max_retries),
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.mlflow_http_request_backoff_factor),
-        "TASKS_LEDGER_CONNECT_TIMEOUT": str(settings.ledger_connect_timeout_seconds),
     }
 
 

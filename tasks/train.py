@@ -331,7 +331,7 @@ def _adopt_registered_version(
 
 
 def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
     existing = find_training(ledger, batch.id)
     if existing is not None:

@@ -150,7 +150,7 @@ def validate_table(
 
 
 def run(inputs: ValidateInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     store = open_store(settings.storage_url, settings)
     batch = ledger.get_batch(inputs.batch_id)
     recorded = find_validation(ledger, batch.id)
