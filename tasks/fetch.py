@@ -215,14 +215,19 @@ def ingest(
 
     delivery, batch = persist("recording", record_accepted, budget_seconds)
     if delivery.outcome == "gap":
-        expected_text = delivery.reason.split("expected batch ")[1].split(",")[0]
+        missing = delivery.expected_batch_number
+        if "0 or 1" in (delivery.reason or ""):
+            never = f"the batches before {number} were"
+        elif missing == number - 1:
+            never = f"batch {missing} was"
+        else:
+            never = f"batches {missing} to {number - 1} were"
         raise DeliveryRefusedError(
-            f"{delivery.reason}: batches {expected_text} to {number - 1} were served but never "
-            f"received (the API moved on before the answer arrived). Batch {number} is stored, "
-            f"nothing of it lost (batch_id {batch.id}, delivery {delivery.id}). Replay the "
-            "group and day (realtor_replay) to receive the missing ones, or run "
-            f"`python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "
-            '"<why>"` to accept the gap'
+            f"{delivery.reason}: {never} served but never received (the API moved on before "
+            f"the answer arrived). Batch {number} is stored, nothing of it lost (batch_id "
+            f"{batch.id}, delivery {delivery.id}). Replay the group and day (realtor_replay) "
+            "to receive the missing ones, or run `python -m tasks.fetch --group-number "
+            f'{group} --day {day} --resolve-incidents "<why>"` to accept the gap'
         )
     return delivery, batch
 
