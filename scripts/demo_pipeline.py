@@ -126,7 +126,11 @@ def external_api(url: str) -> Iterator[str]:
             f"nothing accepts connections at {url} ({exc}); check DATA_API_URL and that the "
             "API is up"
         ) from exc
-    say(f"data API: {url} (external: no simulator started)")
+    say(
+        f"data API: {url} (external: no simulator started; MIN_TRAIN_ROWS "
+        f"{os.environ.get('MIN_TRAIN_ROWS', FULL_SCALE_MIN_TRAIN_ROWS)}, the real API's volumes: "
+        "set MIN_TRAIN_ROWS=200 for a simulator at scale 0.02)"
+    )
     yield url.rstrip("/")
 
 
