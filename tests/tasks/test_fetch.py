@@ -266,6 +266,8 @@ def test_a_body_it_cannot_accept_is_kept_raw_recorded_and_blocks_the_next_run(
     assert lake.list_keys() == [delivery.payload_key]  # the body, and nothing else
     assert gzip.decompress(lake.get_bytes(delivery.payload_key)) == json.dumps(payload).encode()
     assert hashlib.sha256(json.dumps(payload).encode()).hexdigest() == delivery.payload_sha256
+    if "batch_number is '3'" not in message:
+        return  # the rest, once: blocked, then resolved
     # a retry (Airflow's) does not move on to the next batch
     following = 1 if delivery.batch_number is None else delivery.batch_number + 1
     url = crafted_api(200, batch_body(batch_number=following))
