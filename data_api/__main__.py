@@ -1,4 +1,5 @@
-"""``python -m data_api [--host] [--port] [--seed] [--scale] [--min-interval]``: run the server.
+"""``python -m data_api [--host] [--port] [--seed] [--scale] [--min-interval] [--window-mode]
+[--first-batch-number]``: run the server.
 
 Flags override the ``DATA_API_*`` environment variables.
 """
@@ -15,7 +16,9 @@ from data_api.settings import Settings
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m data_api", description="Serve the Realtor data API simulator."
+        prog="python -m data_api",
+        description="Serve the Realtor data API simulator.",
+        allow_abbrev=False,
     )
     parser.add_argument("--host", help="bind address (DATA_API_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (DATA_API_PORT, default 8090)")
@@ -26,6 +29,17 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         dest="min_interval_seconds",
         help="seconds between cursor advances (DATA_API_MIN_INTERVAL_SECONDS, default 0)",
+    )
+    parser.add_argument(
+        "--window-mode",
+        choices=["repeat", "resample"],
+        help="inside the interval: same bytes, or a new sample (DATA_API_WINDOW_MODE, repeat)",
+    )
+    parser.add_argument(
+        "--first-batch-number",
+        type=int,
+        choices=[0, 1],
+        help="batch_number of the first batch (DATA_API_FIRST_BATCH_NUMBER, default 1)",
     )
     return parser
 

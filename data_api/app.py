@@ -1,9 +1,12 @@
 """The FastAPI app: the course's ``/data`` contract plus health, scenarios and fault admin.
 
 ``GET /data?group_number=N&day=D`` serves the next batch of the (N, D) cursor and advances it;
-after the last batch it answers 400 ``{"detail": END_OF_DATA}``. With
+after the last batch it answers 400 ``{"detail": end_of_data_message}``. With
 ``min_interval_seconds > 0`` a request that comes sooner than that after the cursor last
-advanced gets the same batch again (same batch_number, same bytes) and does not advance.
+advanced does not advance: it gets the same batch again (``window_mode`` repeat: same bytes)
+or a new random sample under the same batch_number (resample: the course's time window).
+The course's other variants are settings too: ``first_batch_number`` 0, the accentless end
+message, 400 "Número de grupo inválido" for a group outside 1-10, ``["ok"]`` from the restart.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from data_api import __version__
@@ -22,9 +26,9 @@ from data_api.cursors import CursorStore
 from data_api.faults import FaultConfig, FaultInjector
 from data_api.logs import configure_logging, get_logger
 from data_api.scenarios import SCENARIOS
-from data_api.settings import Settings
+from data_api.settings import END_OF_DATA, INVALID_GROUP, Settings
 
-END_OF_DATA = "Ya se recolectó toda la información mínima necesaria"
+__all__ = ["END_OF_DATA", "create_app"]
 GroupNumber = Annotated[int, Query(ge=1, le=10, description="group number, 1..10")]
 Day = Annotated[str, Query(min_length=1, max_length=64, description="day of the week")]
 
@@ -46,10 +50,11 @@ class DataService:
     def next_batch(self, group_number: int, day: str, *, advance: bool = True) -> EncodedBatch:
         """The batch this request gets; with ``advance=False`` a peek that changes nothing."""
         key = (group_number, day)
+        settings = self.settings
         with self.cursors.lock(key):
             cursor = self.cursors.get(key)
             now = time.monotonic()
-            interval = self.settings.min_interval_seconds
+            interval = settings.min_interval_seconds
             repeat = (
                 cursor.served > 0
                 and interval > 0
@@ -57,17 +62,29 @@ class DataService:
                 and now - cursor.advanced_at < interval
             )
             if repeat:
-                return self.batches.get(group_number, day, cursor.served)
+                sample = 0
+                if settings.window_mode == "resample":
+                    sample = cursor.samples + 1
+                    if advance:
+                        cursor.samples = sample
+                return self._get(group_number, day, cursor.served, sample)
             if cursor.served >= len(SCENARIOS):
                 raise EndOfDataError
-            batch = self.batches.get(group_number, day, cursor.served + 1)
+            batch = self._get(group_number, day, cursor.served + 1, 0)
             if advance:
-                cursor.served = batch.batch_number
+                cursor.served += 1
                 cursor.advanced_at = time.monotonic()
+                cursor.samples = 0
             return batch
+
+    def _get(self, group_number: int, day: str, scenario: int, sample: int) -> EncodedBatch:
+        served_as = scenario - 1 + self.settings.first_batch_number
+        return self.batches.get(group_number, day, scenario, served_as=served_as, sample=sample)
 
 
 def _fault_response(mode: str, body: bytes) -> Response:
+    if mode == "lost_answer":
+        return JSONResponse({"detail": "simulated lost answer (fault injection)"}, 502)
     if mode == "error500":
         return JSONResponse({"detail": "simulated internal error (fault injection)"}, 500)
     if mode == "timeout":
@@ -91,6 +108,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.faults = faults
 
+    if settings.invalid_group_status == 400:
+
+        @app.exception_handler(RequestValidationError)
+        async def invalid_group(request: Request, exc: RequestValidationError) -> JSONResponse:
+            if any(error.get("loc", [None])[-1] == "group_number" for error in exc.errors()):
+                return JSONResponse({"detail": INVALID_GROUP}, 400)
+            return JSONResponse({"detail": exc.errors()}, 422)
+
     @app.get("/health")
     def health() -> dict[str, object]:
         return {
@@ -99,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "scale": settings.scale,
             "batches": len(SCENARIOS),
             "min_interval_seconds": settings.min_interval_seconds,
+            "window_mode": settings.window_mode,
+            "first_batch_number": settings.first_batch_number,
             "version": __version__,
         }
 
@@ -117,9 +144,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("fault_injected", mode=fault, group_number=group_number, day=day)
             await asyncio.sleep(faults.config.timeout_seconds)
             return _fault_response(fault, b"")
+        if fault == "lost_answer":  # the cursor moves on, then the answer never arrives
+            try:
+                lost = await run_in_threadpool(service.next_batch, group_number, day)
+                log.warning(
+                    "fault_injected", mode=fault, batch_number=lost.batch_number, rows=lost.rows
+                )
+            except EndOfDataError:
+                pass
+            return _fault_response(fault, b"")
         if fault is not None:
             log.warning("fault_injected", mode=fault, group_number=group_number, day=day)
-            body = b'{"detail":"' + END_OF_DATA.encode() + b'"}'
+            body = b'{"detail":"' + settings.end_of_data_message.encode() + b'"}'
             if fault == "malformed":
                 try:
                     peek = await run_in_threadpool(
@@ -133,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batch = await run_in_threadpool(service.next_batch, group_number, day)
         except EndOfDataError:
             log.info("end_of_data", group_number=group_number, day=day)
-            raise HTTPException(status_code=400, detail=END_OF_DATA) from None
+            raise HTTPException(status_code=400, detail=settings.end_of_data_message) from None
         log.info(
             "batch_served",
             group_number=group_number,
@@ -149,9 +185,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/restart_data_generation")
     def restart_data_generation(
         group_number: GroupNumber, day: Day = "Tuesday"
-    ) -> dict[str, object]:
+    ) -> dict[str, object] | list[str]:
         service.cursors.reset((group_number, day))
         log.info("cursor_reset", group_number=group_number, day=day)
+        if settings.restart_answer == "ok_list":
+            return ["ok"]
         return {"ok": True, "group_number": group_number, "day": day}
 
     @app.get("/admin/faults")

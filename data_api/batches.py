@@ -53,29 +53,44 @@ class BatchStore:
         self.seed = seed
         self.scale = scale
         self.capacity = capacity
-        self._cache: OrderedDict[tuple[int, str, int], tuple[bytes, int]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, str, int, int, int], tuple[bytes, int]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._build_lock = threading.Lock()
 
-    def _lookup(self, key: tuple[int, str, int]) -> tuple[bytes, int] | None:
+    def _lookup(self, key: tuple[int, str, int, int, int]) -> tuple[bytes, int] | None:
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
             return hit
 
-    def get(self, group_number: int, day: str, batch_number: int) -> EncodedBatch:
-        key = (group_number, day, batch_number)
+    def get(
+        self,
+        group_number: int,
+        day: str,
+        batch_number: int,
+        *,
+        served_as: int | None = None,
+        sample: int = 0,
+    ) -> EncodedBatch:
+        """Scenario ``batch_number`` (1-based), labelled ``served_as`` (default: the same).
+
+        ``sample`` > 0 draws another random sample of the same scenario (the course's time
+        window resamples under one batch_number); sample 0 is the deterministic batch.
+        """
+        label = batch_number if served_as is None else served_as
+        key = (group_number, day, batch_number, label, sample)
         hit = self._lookup(key)
         if hit is not None:
-            return EncodedBatch(batch_number, hit[0], hit[1], 0.0, cached=True)
+            return EncodedBatch(label, hit[0], hit[1], 0.0, cached=True)
         with self._build_lock:
             hit = self._lookup(key)  # built by a concurrent request meanwhile
             if hit is not None:
-                return EncodedBatch(batch_number, hit[0], hit[1], 0.0, cached=True)
+                return EncodedBatch(label, hit[0], hit[1], 0.0, cached=True)
             started = time.perf_counter()
-            frame = build_frame(self.seed, self.scale, group_number, day, batch_number)
-            body = encode_body(group_number, day, batch_number, frame)
+            drawn_for = day if sample == 0 else f"{day}#sample-{sample}"
+            frame = build_frame(self.seed, self.scale, group_number, drawn_for, batch_number)
+            body = encode_body(group_number, day, label, frame)
             rows = len(frame)
             del frame
             seconds = time.perf_counter() - started
@@ -84,4 +99,4 @@ class BatchStore:
                     self._cache[key] = (body, rows)
                     while len(self._cache) > self.capacity:
                         self._cache.popitem(last=False)
-        return EncodedBatch(batch_number, body, rows, seconds, cached=False)
+        return EncodedBatch(label, body, rows, seconds, cached=False)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 class Cursor:
     served: int = 0  # batches served so far; the next one is served + 1
     advanced_at: float | None = None  # time.monotonic() of the last advance
+    samples: int = 0  # answers inside the current window after the first (resample mode)
 
 
 class CursorStore:

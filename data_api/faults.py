@@ -1,8 +1,10 @@
-"""Fault injection on ``/data`` for tests: HTTP 500, slow responses, or truncated JSON.
+"""Fault injection on ``/data`` for tests: HTTP 500, slow responses, truncated JSON, lost answers.
 
 The first ``first_n`` requests after (re)configuration fail; after that each request fails
 with probability ``rate``, drawn from an RNG seeded with the server's seed (reseeded on every
-reconfiguration, so a run is repeatable). A faulted request never advances a cursor.
+reconfiguration, so a run is repeatable). A faulted request never advances a cursor, except
+``lost_answer``: the cursor moves on to the next batch, then the answer is dropped (HTTP 502),
+as when a client times out after the server moved on - the batch is gone for the client.
 """
 
 from __future__ import annotations

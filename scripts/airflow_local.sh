@@ -6,8 +6,10 @@
 # http://127.0.0.1:${AIRFLOW_PORT:-8080}; user `admin`, password generated on first start in
 # var/airflow/simple_auth_manager_passwords.json.generated. The tasks run as subprocesses in
 # .venv (PIPELINE_RUNTIME=local) against the embedded stores under var/ (as `make demo`).
-# If nothing answers at DATA_API_URL (default http://127.0.0.1:8090), the data API simulator is
-# started there (scale DATA_API_SCALE, default 0.02) and stopped when this script stops.
+# DATA_API_URL set (e.g. `make airflow DATA_API_URL=http://10.43.100.103:8080`, the course's API):
+# the DAGs use that API and nothing is started or probed (the course's API has no /health).
+# Unset: the data API simulator is started on http://127.0.0.1:8090 (scale DATA_API_SCALE,
+# default 0.02) unless that port is already taken, and stopped when this script stops.
 # Variables already set in the environment win over every default below.
 set -euo pipefail
 
@@ -32,6 +34,7 @@ export PIPELINE_TASKS_PYTHON="${PIPELINE_TASKS_PYTHON:-$TASKS_PYTHON}"
 export LEDGER_URL="${LEDGER_URL:-sqlite:///$REPO/var/ledger.db}"
 export STORAGE_URL="${STORAGE_URL:-file://$REPO/var/lake}"
 export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$REPO/var/mlflow.db}"
+external_api="${DATA_API_URL:-}"
 export DATA_API_URL="${DATA_API_URL:-http://127.0.0.1:8090}"
 DATA_API_SCALE="${DATA_API_SCALE:-0.02}"
 # the volume rule scaled like the simulator's data (10,000 rows at full scale), short training
@@ -49,7 +52,16 @@ stop_api() {
 }
 trap stop_api EXIT INT TERM
 
-if ! "$TASKS_PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=2)" "$DATA_API_URL" 2>/dev/null; then
+port_open() {  # a TCP connect to the URL's host and port: no request the API would count
+  "$TASKS_PYTHON" -c 'import socket, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), 2).close()' "$1" 2>/dev/null
+}
+
+if [[ -n "$external_api" ]]; then
+  echo "data API: $DATA_API_URL (external: nothing started; GROUP_NUMBER=${GROUP_NUMBER:-1}, DAY=${DAY:-Tuesday})"
+  port_open "$DATA_API_URL" || echo "warning: nothing accepts connections at $DATA_API_URL yet; fetch will fail until it does" >&2
+elif ! port_open "$DATA_API_URL"; then
   port="${DATA_API_URL##*:}"; port="${port%%/*}"
   echo "starting the data API simulator on port $port (scale $DATA_API_SCALE; log $AIRFLOW_HOME/data_api.log)"
   (cd "$REPO" && exec "$TASKS_PYTHON" -m data_api --port "$port" --scale "$DATA_API_SCALE") \

@@ -3,16 +3,21 @@
 Runs with the tasks' environment (``.venv/bin/python scripts/demo_pipeline.py``) and drives
 the Airflow CLI of ``.venv-airflow``. Everything is embedded, nothing needs Docker:
 
-- the data API simulator (``python -m data_api``, small scale) on a free local port;
+- the data API simulator (``python -m data_api``, small scale) on a free local port, unless an
+  external API is given: ``--api-url URL`` or ``DATA_API_URL`` (``make demo
+  DATA_API_URL=http://host:port``, e.g. the course's API): then nothing is started;
 - Airflow's metadata in SQLite under ``var/airflow`` (``airflow db migrate`` on first use);
 - the ledger ``var/ledger.db`` (SQLite), the lake ``var/lake`` (file://), MLflow
   ``var/mlflow.db`` (a local SQLite store), the tasks as subprocesses (``PIPELINE_RUNTIME=local``).
 
-It triggers ``realtor_replay`` (start the API's batches and the ledger cursor over), then
+With its own simulator it triggers ``realtor_replay`` (start the API's batches and the ledger
+cursor over; with an external API only when ``--replay`` asks: restarting the course's API
+resets the group's cursor for everyone using that group), then
 ``airflow dags test realtor_pipeline`` per batch until fetch reports ``exhausted``, showing each
 task's summary line as it finishes, and prints what happened to every batch, read back from
 the ledger. Then it starts serving on the same stores, prices a few houses, explains one, and
-stops it (``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running). ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
+stops it (``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running).
+``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
 without it, batches already in the ledger come back as duplicates and keep their decisions.
 Whatever it started, it stops (also on Ctrl-C). Environment variables already set win over
 the demo's defaults (e.g. ``MIN_TRAIN_ROWS``, ``TRAIN_TIME_BUDGET_SECONDS``).
@@ -66,7 +71,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def demo_environment(args: argparse.Namespace, api_url: str) -> dict[str, str]:
+def demo_environment(
+    args: argparse.Namespace, api_url: str, *, external: bool = False
+) -> dict[str, str]:
     """The environment of the Airflow CLI and, through it, of every task."""
     env = dict(os.environ)
     defaults = {
@@ -81,16 +88,51 @@ def demo_environment(args: argparse.Namespace, api_url: str) -> dict[str, str]:
         "GROUP_NUMBER": str(args.group_number),
         "DAY": args.day,
         **DEMO_STORES,
-        # the volume rule scaled like the data (10,000 rows at full scale)
-        "MIN_TRAIN_ROWS": str(max(1, round(FULL_SCALE_MIN_TRAIN_ROWS * args.scale))),
+        # the volume rule scaled like the data (10,000 rows at full scale; an external API
+        # serves the real volumes)
+        "MIN_TRAIN_ROWS": str(
+            FULL_SCALE_MIN_TRAIN_ROWS
+            if external
+            else max(1, round(FULL_SCALE_MIN_TRAIN_ROWS * args.scale))
+        ),
         "TRAIN_TIME_BUDGET_SECONDS": "20",
         "TRAIN_MAX_TRIALS": "4",
         "LOG_FORMAT": "console",
     }
     for name, value in defaults.items():
         env.setdefault(name, value)
-    env["DATA_API_URL"] = api_url  # always the simulator this demo started
+    env["DATA_API_URL"] = api_url  # the simulator this demo started, or the external API
     return env
+
+
+@contextmanager
+def external_api(url: str) -> Iterator[str]:
+    """An API someone else runs: nothing started, nothing asked (a /data call moves its cursor).
+
+    Only a TCP connect, so that a wrong URL fails here with a reason instead of in fetch.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"DATA_API_URL {url!r} is not an http(s) URL with a host: use e.g. "
+            "http://10.43.100.103:8080 (scheme, host, port)"
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=5).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"nothing accepts connections at {url} ({exc}); check DATA_API_URL and that the "
+            "API is up"
+        ) from exc
+    say(
+        f"data API: {url} (external: no simulator started; MIN_TRAIN_ROWS "
+        f"{os.environ.get('MIN_TRAIN_ROWS', FULL_SCALE_MIN_TRAIN_ROWS)}, the real API's volumes: "
+        "set MIN_TRAIN_ROWS=200 for a simulator at scale 0.02)"
+    )
+    yield url.rstrip("/")
 
 
 @contextmanager
@@ -258,6 +300,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-serving", action="store_true", help="do not start serving at the end to try the model"
     )
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("DATA_API_URL") or None,
+        help="an external data API (default: DATA_API_URL; unset: start the simulator)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="with an external API, restart its group and day first (the simulator: always)",
+    )
     return parser.parse_args(argv)
 
 
@@ -275,15 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     VAR.mkdir(exist_ok=True)
     conf = json.dumps({"group_number": args.group_number, "day": args.day})
     started = time.monotonic()
-    with data_api(args.scale, args.seed) as api_url:
-        env = demo_environment(args, api_url)
+    external = args.api_url is not None
+    api = external_api(args.api_url) if external else data_api(args.scale, args.seed)
+    with api as api_url:
+        env = demo_environment(args, api_url, external=external)
         os.environ.update({k: env[k] for k in ("LEDGER_URL", "STORAGE_URL")})
         migrate_airflow(env)
         LOGS.mkdir(parents=True, exist_ok=True)
-        say("realtor_replay: the API and the ledger cursor start from batch 1")
-        if airflow(["dags", "test", "realtor_replay", "-c", conf], env, LOGS / "replay.log"):
-            say(f"realtor_replay failed: see {LOGS / 'replay.log'}")
-            return 1
+        if not external or args.replay:
+            say("realtor_replay: the API and the ledger cursor start from the first batch")
+            if airflow(["dags", "test", "realtor_replay", "-c", conf], env, LOGS / "replay.log"):
+                say(f"realtor_replay failed: see {LOGS / 'replay.log'}")
+                return 1
         for run in range(1, args.max_runs + 1):
             say(f"realtor_pipeline run {run} (airflow dags test; log {LOGS / f'run-{run}.log'})")
             log_path = LOGS / f"run-{run}.log"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.logs import configure_logging, get_logger
-from tasks.settings import TaskSettings, get_settings
+from tasks.settings import TaskSettings, client_limits_env, get_settings
 from tasks.xcom import write_result
 
 
@@ -61,8 +62,56 @@ class GroupDayInputs(TaskInputs):
         return self.group_number or settings.group_number, check_day(self.day or settings.day)
 
 
+def failure_line(exc: BaseException, settings: TaskSettings) -> str:
+    """The task's failure in one line: the problem and what to do.
+
+    An unreachable MLflow server or ledger database gets a sentence naming the setting; any
+    other error is its own message, on one line.
+    """
+    text = " ".join(str(exc).split())
+    module = type(exc).__module__
+    unreachable = ("Max retries exceeded", "Connection refused", "timed out", "Read timed out")
+    if ("api/2.0/mlflow" in text or module.startswith("mlflow")) and any(
+        marker in text for marker in unreachable
+    ):
+        cause = "connection refused" if "refused" in text else "no answer in time"
+        return (
+            f"the MLflow server at {settings.mlflow_tracking_uri} did not answer ({cause}; "
+            f"{settings.mlflow_http_request_max_retries} retries of "
+            f"{settings.mlflow_http_request_timeout} s): check that it is up and "
+            "MLFLOW_TRACKING_URI, then re-run the task"
+        )
+    if module.startswith("sqlalchemy") and type(exc).__name__ == "OperationalError":
+        orig = getattr(exc, "orig", None)
+        first = str(orig).strip().splitlines()[0] if orig is not None else text[:200]
+        return (
+            f"the ledger database did not answer ({first}): check that it is up and LEDGER_URL, "
+            "then re-run the task"
+        )
+    return text
+
+
+def one_line(exc: ValidationError, *, env: bool = False) -> str:
+    """A pydantic error as one line: ``--flag: message (got value)``, or ``VARIABLE: ...``."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        if env:
+            flag = where.upper() or "settings"
+        else:
+            flag = f"--{where.replace('_', '-')}" if where else "arguments"
+        message = error["msg"].removeprefix("Value error, ")
+        got = (
+            f" (got {error['input']!r})" if "input" in error and error["type"] != "missing" else ""
+        )
+        problems.append(f"{flag}: {message}{got}")
+    return "; ".join(problems)
+
+
 def _parser(name: str, inputs: type[TaskInputs], doc: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m tasks.{name}", description=doc)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tasks.{name}", description=doc, allow_abbrev=False
+    )
     parser.add_argument("--schema", action="store_true", help="print the inputs' JSON schema")
     for field_name, field in inputs.model_fields.items():
         flag = "--" + field_name.replace("_", "-")
@@ -86,10 +135,15 @@ def run_task(
     given = {k: v for k, v in vars(args).items() if k != "schema" and v is not None}
     try:
         settings = get_settings()
+    except ValidationError as exc:
+        print(f"tasks.{name}: invalid setting: {one_line(exc, env=True)}", file=sys.stderr)
+        return 2
+    try:
         inputs = inputs_model.model_validate(given)
     except ValidationError as exc:
-        print(f"tasks.{name}: invalid input or setting:\n{exc}", file=sys.stderr)
+        print(f"tasks.{name}: invalid argument: {one_line(exc)}", file=sys.stderr)
         return 2
+    os.environ.update(client_limits_env(settings))
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger(f"tasks.{name}")
     started = time.perf_counter()
@@ -97,7 +151,7 @@ def run_task(
         result = run(inputs, settings)
     except Exception as exc:
         log.error(f"{name}.failed", error=str(exc), error_type=type(exc).__name__)
-        print(f"tasks.{name} failed: {exc}", file=sys.stderr)
+        print(f"tasks.{name} failed: {failure_line(exc, settings)}", file=sys.stderr)
         return 1
     result["seconds"] = round(time.perf_counter() - started, 3)
     write_result(settings.xcom_return_path, result)

@@ -161,7 +161,7 @@ def _sanitize(value: Any) -> Any:
 
 
 def run(inputs: DriftInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     store = open_store(settings.storage_url, settings)
     batch = ledger.get_batch(inputs.batch_id)
     recorded = find_drift_decision(ledger, batch.id)

@@ -176,13 +176,13 @@ def decide_drift(facts: DriftFacts, limits: DriftThresholds) -> DriftVerdict:
         raise ValueError(f"batch_rows must be >= 0, got {facts.batch_rows}")
     if facts.quarantined:
         why = "; ".join(facts.quarantine_reasons) or "no reason recorded"
-        return DriftVerdict("skip", [f"batch quarantined: {why}, skip"])
+        return DriftVerdict("skip", [f"batch quarantined: {why}"])
 
     if facts.batch_rows < limits.min_train_rows:
         where = f" from one state ({facts.states[0]})" if len(facts.states) == 1 else ""
         reasons = [
             f"{facts.batch_rows:,} rows{where}: below the minimum volume "
-            f"({limits.min_train_rows:,}), skip"
+            f"({limits.min_train_rows:,})"
         ]
         if facts.has_champion and facts.measures is not None and facts.batch_rows > 0:
             grounds, notes = _observations(facts.measures, limits, facts.batch_rows)

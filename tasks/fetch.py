@@ -1,69 +1,298 @@
 """Fetch the next batch of the data API into the raw zone, and record it in the ledger.
 
-``python -m tasks.fetch [--group-number N] [--day D]`` (defaults from GROUP_NUMBER, DAY).
+``python -m tasks.fetch [--group-number N] [--day D] [--resolve-incidents TEXT]`` (defaults from
+GROUP_NUMBER, DAY).
 
-Outcomes (the XCom result's ``status``):
-- ``stored``: a new batch is in the raw zone (immutable Parquet, key names group, day, batch
-  number and content hash) and in the ledger;
-- ``duplicate``: the ledger already holds this batch with the same content: nothing written;
+Nothing the API serves is dropped. Every body it answers is a *delivery*, kept byte for byte
+(``raw/group=G/day=D/received/<sha256>.json.gz``) before it is judged, and recorded in the
+ledger's ``deliveries`` with what became of it:
+
+- ``stored``: a new batch: its canonical Parquet next to the body, a ``batches`` row;
+- ``stored`` with ``delivery`` > 1: other content served under a batch number already stored
+  (the API's time window resamples for 5 minutes): a batch of its own, with its own batch_id,
+  that goes through the pipeline like any other;
+- ``duplicate``: the same content again: nothing new written, the recorded batch_id returned;
 - ``exhausted``: the API has served every batch of (group, day); downstream steps skip.
-Failures exit 1 with a reason and leave no partial object and no ledger row.
+
+It fails loudly (exit 1), and refuses to read on for the (group, day) until a person resolves
+it (a replay, or ``--resolve-incidents "why"``), when the body is one it cannot accept (its header or
+records have the wrong shape: kept raw with the reason) or when the batch number skips ahead
+of the one the ledger expects (a gap: the batch is stored, the missing numbers are named).
+A retry then cannot move past the lost batch into the next one.
+
+A body whose objects are written but whose ledger row is not (the ledger went down) is found
+again by the next run, which records it before asking the API for more: no object stays
+without its row, no row points at a missing object.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import sys
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import Field
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tasks.api_client import Exhausted, RetryPolicy, ServedBatch, fetch_batch
+from tasks.api_client import (
+    Exhausted,
+    RetryPolicy,
+    ServedBatch,
+    check_base_url,
+    fetch_batch,
+    judge_body,
+)
 from tasks.cli import GroupDayInputs, run_task
-from tasks.lake import PARQUET, raw_key, to_parquet
-from tasks.ledger import Batch, Ledger
+from tasks.delivery import Recorded, classify, gap
+from tasks.lake import GZIP_JSON, PARQUET, payload_key, payload_prefix, raw_key, to_parquet
+from tasks.ledger import Batch, Delivery, Ledger, utcnow
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
-from tasks.storage import ObjectStore, open_store
+from tasks.storage import ObjectStore, StorageError, open_store
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class FetchInputs(GroupDayInputs):
     """Inputs of tasks.fetch."""
 
-
-def store_batch(served: ServedBatch, store: ObjectStore, ledger: Ledger) -> tuple[Batch, str]:
-    """Write the batch immutably and record it; returns (ledger row, stored|duplicate)."""
-    data = to_parquet(served.coerced.table)
-    sha256 = hashlib.sha256(data).hexdigest()
-    key = raw_key(served.group_number, served.day, served.batch_number, sha256)
-    existing = ledger.find_batch(served.group_number, served.day, served.batch_number)
-    if existing is not None and existing.sha256 == sha256 and store.exists(existing.raw_key):
-        return existing, "duplicate"
-    if not store.exists(key):
-        store.put_bytes(key, data, content_type=PARQUET)
-    row, created = ledger.record_batch(
-        Batch(
-            group_number=served.group_number,
-            day=served.day,
-            batch_number=served.batch_number,
-            sha256=sha256,
-            raw_key=key,
-            rows=served.rows,
-            bytes=len(data),
-            schema_problems=served.coerced.problems,
-            status="raw",
-        )
+    resolve_incidents: str | None = Field(
+        None,
+        min_length=3,
+        description="mark the open incidents (rejected deliveries, gaps) of the group and day "
+        "resolved with this explanation, then fetch",
     )
-    return row, "stored" if created else "duplicate"
+
+
+class DeliveryRefusedError(RuntimeError):
+    """A body was stored and recorded, but the fetch cannot accept it (or it opened a gap)."""
+
+
+class FetchBlockedError(RuntimeError):
+    """The (group, day) has an open incident: reading on would move past a lost batch."""
+
+
+class PersistError(RuntimeError):
+    """A received body could not be written or recorded within FETCH_PERSIST_SECONDS."""
+
+
+def persist(action: str, fn: Callable[[], T], budget_seconds: float) -> T:
+    """``fn()``, retried with backoff while the store or the ledger is unreachable."""
+    deadline = time.monotonic() + budget_seconds
+    delay = 0.5
+    while True:
+        try:
+            return fn()
+        except (StorageError, OperationalError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise PersistError(
+                    f"{action} failed for {budget_seconds:.0f} s: {describe(exc)}"
+                ) from exc
+            log.warning("fetch.persist_retry", action=action, error=describe(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a store or database error (the driver's first line, no SQL, no links)."""
+    if isinstance(exc, OperationalError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]}"
+    return " ".join(str(exc).split())[:300]
+
+
+def _put(store: ObjectStore, key: str, data: bytes, content_type: str) -> None:
+    if not store.exists(key):
+        store.put_bytes(key, data, content_type=content_type)
+
+
+def ingest(
+    served: ServedBatch, store: ObjectStore, ledger: Ledger, budget_seconds: float
+) -> tuple[Delivery, Batch | None]:
+    """Keep the body, then judge and record it; (delivery, its batch or None if rejected).
+
+    Raises :class:`DeliveryRefusedError` after recording a rejected body or a gap.
+    """
+    group, day = served.group_number, served.day
+    body_key = payload_key(group, day, served.payload_sha256)
+    persist(
+        f"writing {body_key}",
+        lambda: _put(store, body_key, served.payload_gzip, GZIP_JSON),
+        budget_seconds,
+    )
+    received_at = utcnow()  # with the body's sha256, names this delivery across retries
+    base = {
+        "group_number": group,
+        "day": day,
+        "batch_number": served.batch_number,
+        "payload_key": body_key,
+        "payload_sha256": served.payload_sha256,
+        "payload_bytes": served.payload_bytes,
+        "rows": served.records,
+        "received_at": received_at,
+    }
+    if served.refusal is not None or served.coerced is None:
+
+        def record_rejected() -> Delivery:
+            done = ledger.find_delivery(served.payload_sha256, received_at)
+            return done or ledger.record_delivery(
+                Delivery(outcome="rejected", reason=served.refusal, **base), None
+            )
+
+        delivery = persist("recording the rejected delivery", record_rejected, budget_seconds)
+        raise DeliveryRefusedError(
+            f"the data API served a body the fetch cannot accept: {served.refusal}; it is kept "
+            f"as {store.uri(body_key)} (sha256 {served.payload_sha256[:12]}, "
+            f"{served.payload_bytes:,} bytes) and recorded as delivery {delivery.id}. Fix the "
+            "API or the client, then replay the group and day (realtor_replay), or run "
+            f"`python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "
+            '"<why>"` to read on'
+        )
+    number = served.batch_number
+    assert number is not None  # an accepted body has a batch number
+    coerced = served.coerced
+    parquet = to_parquet(coerced.table)
+    key = raw_key(group, day, number, served.payload_sha256)
+    persist(f"writing {key}", lambda: _put(store, key, parquet, PARQUET), budget_seconds)
+
+    def record_accepted() -> tuple[Delivery, Batch]:
+        """Classify against the ledger and record, as one unit a retry can repeat."""
+        for _ in range(5):
+            done = ledger.find_delivery(served.payload_sha256, received_at)
+            if done is not None:  # an earlier attempt committed before its connection died
+                assert done.batch_id is not None
+                return done, ledger.get_batch(done.batch_id)
+            recorded = [
+                Recorded(row.id, row.delivery, row.sha256)
+                for row in ledger.deliveries_of(group, day, number)
+            ]
+            verdict = classify(recorded, served.payload_sha256)
+            if verdict.kind == "duplicate":
+                assert verdict.batch_id is not None
+                delivery = Delivery(outcome="duplicate", batch_id=verdict.batch_id, **base)
+                ledger.record_delivery(delivery, None)
+                return delivery, ledger.get_batch(verdict.batch_id)
+            cursor = ledger.cursor(group, day)
+            expected = cursor.next_batch_number if cursor is not None else None
+            missing = gap(expected, number) if verdict.kind == "new" else None
+            outcome = {"new": "stored", "redelivery": "redelivery"}[verdict.kind]
+            reason = None
+            if missing is not None:
+                outcome = "gap"
+                first = "0 or 1" if expected is None else str(missing)
+                reason = f"gap: expected batch {first}, got {number}"
+            batch = Batch(
+                group_number=group,
+                day=day,
+                batch_number=number,
+                delivery=verdict.delivery,
+                sha256=served.payload_sha256,
+                raw_key=key,
+                rows=served.rows,
+                bytes=len(parquet),
+                payload_key=body_key,
+                payload_bytes=served.payload_bytes,
+                schema_problems=coerced.problems,
+                status="raw",
+            )
+            delivery = Delivery(
+                outcome=outcome, expected_batch_number=missing, reason=reason, **base
+            )
+            try:
+                ledger.record_delivery(delivery, batch)
+            except IntegrityError:  # a concurrent run recorded this number or content first
+                continue
+            return delivery, batch
+        raise PersistError(
+            f"batch {number} of group {group}, day {day!r}: concurrent fetches kept recording "
+            "it first; re-run the fetch"
+        )
+
+    delivery, batch = persist("recording", record_accepted, budget_seconds)
+    if delivery.outcome == "gap":
+        missing = delivery.expected_batch_number
+        if "0 or 1" in (delivery.reason or ""):
+            never = f"the batches before {number} were"
+        elif missing == number - 1:
+            never = f"batch {missing} was"
+        else:
+            never = f"batches {missing} to {number - 1} were"
+        raise DeliveryRefusedError(
+            f"{delivery.reason}: {never} served but never received (the API moved on before "
+            f"the answer arrived). Batch {number} is stored, nothing of it lost (batch_id "
+            f"{batch.id}, delivery {delivery.id}). Replay the group and day (realtor_replay) "
+            "to receive the missing ones, or run `python -m tasks.fetch --group-number "
+            f'{group} --day {day} --resolve-incidents "<why>"` to accept the gap'
+        )
+    return delivery, batch
+
+
+def adopt_unrecorded(
+    store: ObjectStore, ledger: Ledger, group: int, day: str, budget_seconds: float
+) -> list[Delivery]:
+    """Record bodies kept in the raw zone by a run that died before its ledger row."""
+    keys = persist(
+        f"listing {payload_prefix(group, day)}",
+        lambda: store.list_keys(payload_prefix(group, day)),
+        budget_seconds,
+    )
+    known = {
+        row.payload_key
+        for row in persist(
+            "reading the ledger", lambda: ledger.deliveries(group, day), budget_seconds
+        )
+    }
+    orphans: list[ServedBatch] = []
+    for key in keys:
+        if key in known or not key.endswith(".json.gz"):
+            continue
+        packed = store.get_bytes(key)
+        body = gzip.decompress(packed)
+        served = judge_body(io.BytesIO(body), group, day)
+        served.payload_sha256 = hashlib.sha256(body).hexdigest()
+        served.payload_bytes = len(body)
+        served.payload_gzip = packed
+        orphans.append(served)
+    adopted = []
+    for served in sorted(orphans, key=lambda s: (s.batch_number is None, s.batch_number or 0)):
+        log.warning("fetch.adopting", key=payload_key(group, day, served.payload_sha256))
+        adopted.append(ingest(served, store, ledger, budget_seconds)[0])
+    return adopted
 
 
 def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
     group_number, day = inputs.resolve(settings)
-    ledger = Ledger.open(settings.ledger_url)
+    base_url = check_base_url(settings.data_api_url)
+    budget = settings.fetch_persist_seconds
+    # the ledger and the store answer before the API is asked (and moves its cursor)
+    ledger = persist("opening the ledger", lambda: Ledger.of(settings), budget)
     store = open_store(settings.storage_url, settings)
+    base: dict[str, Any] = {"group_number": group_number, "day": day}
+    if inputs.resolve_incidents:
+        resolved = ledger.resolve_incidents(group_number, day, inputs.resolve_incidents)
+        log.warning("fetch.resolved", deliveries=resolved, resolution=inputs.resolve_incidents)
+        base["resolved"] = resolved
+    incidents = persist(
+        "reading the ledger", lambda: ledger.open_incidents(group_number, day), budget
+    )
+    if incidents:
+        listed = "; ".join(
+            f"delivery {row.id} ({row.outcome}): {row.reason}" for row in incidents[:3]
+        )
+        raise FetchBlockedError(
+            f"group {group_number}, day {day!r} has {len(incidents)} open incident(s): {listed}. "
+            "Reading on would move past them: replay the group and day (realtor_replay), or "
+            f"run `python -m tasks.fetch --group-number {group_number} --day {day} --resolve-incidents "
+            '"<why>"`'
+        )
+    adopted = adopt_unrecorded(store, ledger, group_number, day, budget)
+    if adopted:
+        base["adopted_deliveries"] = [row.id for row in adopted]
     timeout = httpx.Timeout(
         settings.fetch_timeout_seconds, connect=settings.fetch_connect_timeout_seconds
     )
@@ -72,38 +301,51 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
         settings.fetch_backoff_initial_seconds,
         settings.fetch_backoff_max_seconds,
     )
-    outcome = fetch_batch(settings.data_api_url, group_number, day, timeout=timeout, retry=retry)
-    base = {"group_number": group_number, "day": day}
+    outcome = fetch_batch(base_url, group_number, day, timeout=timeout, retry=retry)
     if isinstance(outcome, Exhausted):
         ledger.mark_exhausted(group_number, day)
         return {**base, "status": "exhausted", "detail": outcome.detail}
-    batch, status = store_batch(outcome, store, ledger)
-    if outcome.coerced.problems:
+    try:
+        delivery, batch = ingest(outcome, store, ledger, budget)
+    except PersistError as exc:
+        raise PersistError(
+            f"{exc}. The body received is kept in the raw zone if it could be written "
+            f"({payload_key(group_number, day, outcome.payload_sha256)}); the next fetch "
+            "records it before asking the API for more"
+        ) from exc
+    assert batch is not None
+    status = "duplicate" if delivery.outcome == "duplicate" else "stored"
+    if outcome.coerced is not None and outcome.coerced.problems:
         log.warning("fetch.schema_problems", batch_id=batch.id, problems=outcome.coerced.problems)
     return {
         **base,
         "status": status,
+        "outcome": delivery.outcome,
+        "delivery_id": delivery.id,
         "batch_id": batch.id,
         "batch_number": batch.batch_number,
+        "delivery": batch.delivery,
         "raw_key": batch.raw_key,
         "raw_uri": store.uri(batch.raw_key),
+        "payload_key": delivery.payload_key,
         "rows": batch.rows,
         "bytes": batch.bytes,
         "sha256": batch.sha256,
         "payload_bytes": outcome.payload_bytes,
         "attempts": outcome.attempts,
-        "schema_problems": outcome.coerced.problems,
-        "nulled_values": outcome.coerced.nulled,
+        "schema_problems": outcome.coerced.problems if outcome.coerced else [],
+        "nulled_values": outcome.coerced.nulled if outcome.coerced else {},
     }
 
 
 def summary(result: dict[str, Any]) -> str:
     if result["status"] == "exhausted":
         return f"fetch: group {result['group_number']} day {result['day']}: exhausted"
+    delivery = f" (delivery {result['delivery']})" if result.get("delivery", 1) > 1 else ""
     return (
-        f"fetch: {result['status']} batch {result['batch_number']} "
-        f"({result['rows']:,} rows, {result['bytes']:,} bytes, sha256 {result['sha256'][:12]}) "
-        f"-> {result['raw_uri']}"
+        f"fetch: {result['status']} batch {result['batch_number']}{delivery} as batch_id "
+        f"{result['batch_id']} ({result['rows']:,} rows, {result['bytes']:,} bytes, sha256 "
+        f"{result['sha256'][:12]}) -> {result['raw_uri']}"
     )
 
 

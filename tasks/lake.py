@@ -2,7 +2,10 @@
 
 Zones (under the object store of ``STORAGE_URL``):
 
-- ``raw/group=G/day=D/batch=NNNN-<sha16>.parquet``: what fetch stored, immutable;
+- ``raw/group=G/day=D/received/<sha256>.json.gz``: every body the data API answered, byte
+  for byte (gzip), named by the sha256 of the uncompressed body, written before it is judged;
+- ``raw/group=G/day=D/batch=NNNN-<sha16>.parquet``: the canonical Parquet of an accepted
+  delivery (sha16: of its received body), immutable;
 - ``curated/<same stem>.parquet``: validate's output for a batch it accepted;
 - ``quarantine/<same stem>/``: a rejected batch with its reasons;
 - ``reports/validation|drift/batch_id=N/...``: the reports a person reads;
@@ -48,6 +51,19 @@ def stem_of(batch: BatchIdentity) -> str:
 def raw_key(group_number: int, day: str, batch_number: int, sha256: str) -> str:
     """Where a raw batch lives: group, day, batch number, and its content hash."""
     return f"raw/{batch_stem(group_number, day, batch_number, sha256)}.parquet"
+
+
+GZIP_JSON = "application/gzip"
+
+
+def payload_prefix(group_number: int, day: str) -> str:
+    """Where the bodies received for (group, day) are kept."""
+    return f"raw/group={group_number}/day={day}/received/"
+
+
+def payload_key(group_number: int, day: str, sha256: str) -> str:
+    """The body as received (gzip), named by the sha256 of the uncompressed body."""
+    return f"{payload_prefix(group_number, day)}{sha256}.json.gz"
 
 
 def curated_key(batch: BatchIdentity) -> str:

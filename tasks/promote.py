@@ -30,15 +30,18 @@ import pandas as pd
 from tasks import evaluation, holdout, model, promotion_rule, registry
 from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Ledger, Promotion, Training
+from tasks.lifecycle_ledger import (
+    find_drift_decision,
+    find_promotion,
+    find_training,
+    record_promotion,
+)
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import ObjectStore, open_store
 from tasks.training_ledger import (
     CuratedBatch,
     curated_batches_by_id,
-    find_promotion,
-    find_training,
-    latest_drift_decision,
     promotion_lock,
     read_curated,
 )
@@ -94,7 +97,7 @@ def _required_training(ledger: Ledger, batch_id: int) -> Training:
     training = find_training(ledger, batch_id)
     if training is not None:
         return training
-    decision = latest_drift_decision(ledger, batch_id)
+    decision = find_drift_decision(ledger, batch_id)
     if decision is None:
         why = "it has no drift decision either"
     else:
@@ -108,12 +111,12 @@ def _required_training(ledger: Ledger, batch_id: int) -> Training:
 
 
 def run(inputs: PromoteInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
     existing = find_promotion(ledger, batch.id)
     if existing is not None:
         log.info("promote.already_done", batch_id=batch.id, promoted=existing.promoted)
-        return _result(existing, {"status": "existing"})
+        return _result(existing, {"status": "existing", "alias_moved": False})
     training = _required_training(ledger, batch.id)
     if training.model_name != settings.model_name:
         raise PromotionRefusedError(
@@ -133,7 +136,7 @@ def _promote(
     client = registry.client(settings.mlflow_tracking_uri)
     name, challenger = settings.model_name, str(training.model_version)
     registry.get_version(client, name, challenger)  # fails clearly if it is gone
-    share = float((training.metrics or {}).get("_holdout_share", settings.holdout_share))
+    share = training.holdout_share or settings.holdout_share
     champion = registry.champion_version(client, name)
     log.info("promote.start", batch_id=batch_id, challenger=challenger, champion=champion)
 
@@ -161,7 +164,7 @@ def _promote(
     with promotion_lock(ledger, name) as session:
         recorded = find_promotion(session, batch_id)
         if recorded is not None:  # a concurrent run for the same batch finished first
-            return _result(recorded, {"status": "existing"})
+            return _result(recorded, {"status": "existing", "alias_moved": False})
         current = registry.champion_version(client, name)
         if current != champion and current != challenger:
             raise PromotionRefusedError(
@@ -175,9 +178,12 @@ def _promote(
             "promotion_batch_id": str(batch_id),
             "champion_at_evaluation": champion or "none",
         }
-        if promote:
+        moved = promote and current != challenger
+        if moved:
             registry.make_production(client, name, challenger)
             tags["promoted_at"] = now
+        elif promote:
+            tags["confirmed_at"] = now
         else:
             tags["evaluated_at"] = now
         registry.set_version_tags(client, name, challenger, tags)
@@ -192,8 +198,9 @@ def _promote(
             challenger_metrics=challenger_metrics,
             champion_metrics=champion_metrics,
         )
-        session.add(promotion)
-        session.flush()
+        promotion, created = record_promotion(session, promotion)
+        if not created:
+            return _result(promotion, {"status": "existing", "alias_moved": False})
     log.info(
         "promote.decided",
         batch_id=batch_id,
@@ -202,7 +209,8 @@ def _promote(
         champion=champion,
         reasons=reasons,
     )
-    return _result(promotion, {"status": "promoted" if promote else "rejected"})
+    status = ("promoted" if moved else "already_production") if promote else "rejected"
+    return _result(promotion, {"status": status, "alias_moved": moved})
 
 
 def _v(version: str | None) -> str:
@@ -210,7 +218,14 @@ def _v(version: str | None) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    verdict = "PROMOTED" if result["promoted"] else "kept champion"
+    if result.get("alias_moved"):
+        verdict = "PROMOTED"
+    elif result["promoted"]:
+        verdict = "already production, the alias did not move"
+    else:
+        verdict = "kept champion"
+    if result.get("status") == "existing":
+        verdict = f"recorded earlier ({verdict.replace('PROMOTED', 'promoted')}); nothing changed"
     champion = _v(result.get("champion_version"))
     return (
         f"promote: batch {result['batch_id']}: {verdict} - challenger "

@@ -32,7 +32,7 @@ class RecordInputs(BatchInputs):
 
 
 def run(inputs: RecordInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     store = open_store(settings.storage_url, settings)
     summary = build_summary(*read_story(ledger, inputs.batch_id))
     key = summary_key(inputs.batch_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tasks.api_client import check_base_url
 from tasks.cli import GroupDayInputs, run_task
 from tasks.ledger import Ledger
 from tasks.logs import get_logger
@@ -29,7 +30,7 @@ class ReplayInputs(GroupDayInputs):
 
 def restart_api(base_url: str, group_number: int, day: str, timeout: float) -> dict[str, Any]:
     """Ask the data API to serve (group, day) from batch 1 again."""
-    url = base_url.rstrip("/") + "/restart_data_generation"
+    url = check_base_url(base_url) + "/restart_data_generation"
     try:
         response = httpx.get(
             url, params={"group_number": group_number, "day": day}, timeout=timeout
@@ -55,9 +56,9 @@ def run(inputs: ReplayInputs, settings: TaskSettings) -> dict[str, Any]:
     answer = restart_api(
         settings.data_api_url, group_number, day, settings.fetch_connect_timeout_seconds + 30
     )
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     before = ledger.cursor(group_number, day)
-    ledger.reset_cursor(group_number, day)
+    resolved = ledger.reset_cursor(group_number, day)
     log.info("replay.cursor_reset", group_number=group_number, day=day)
     return {
         "group_number": group_number,
@@ -65,13 +66,15 @@ def run(inputs: ReplayInputs, settings: TaskSettings) -> dict[str, Any]:
         "api": answer,
         "previous_last_batch_number": before.last_batch_number if before else None,
         "previously_exhausted": bool(before and before.exhausted_at),
+        "resolved_incidents": resolved,
     }
 
 
 def summary(result: dict[str, Any]) -> str:
     return (
         f"replay: group {result['group_number']} day {result['day']}: the API and the ledger "
-        f"cursor start from batch 1 again (was at {result['previous_last_batch_number']})"
+        f"cursor start from the first batch again (was at "
+        f"{result['previous_last_batch_number']})"
     )
 
 

@@ -36,6 +36,13 @@ class TaskSettings(BaseSettings):
     fetch_attempts: int = Field(5, ge=1, description="attempts before a transient failure is fatal")
     fetch_backoff_initial_seconds: float = Field(1.0, ge=0)
     fetch_backoff_max_seconds: float = Field(30.0, ge=0)
+    fetch_persist_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="how long fetch keeps retrying to store a body it already received (object "
+        "store or ledger down) before failing; the body stays in the raw zone and the next "
+        "fetch records it",
+    )
 
     # object store and ledger
     storage_url: str = Field(
@@ -45,7 +52,13 @@ class TaskSettings(BaseSettings):
     aws_access_key_id: str | None = None
     aws_secret_access_key: SecretStr | None = None
     aws_region: str = "us-east-1"
+    s3_connect_timeout_seconds: float = Field(5.0, gt=0)
+    s3_read_timeout_seconds: float = Field(60.0, gt=0)
+    s3_max_attempts: int = Field(3, ge=1, description="boto3 attempts per call (standard mode)")
     ledger_url: str = Field("sqlite:///./var/ledger.db", description="SQLAlchemy URL")
+    ledger_connect_timeout_seconds: int = Field(
+        10, ge=1, description="PostgreSQL: seconds to connect before failing (connect_timeout)"
+    )
 
     # MLflow and the model
     mlflow_tracking_uri: str = Field(
@@ -55,6 +68,17 @@ class TaskSettings(BaseSettings):
         None,
         description="where a new experiment keeps artifacts (a folder or s3://...); unset: "
         "the server's default, or ./mlruns for a local store",
+    )
+    # MLflow's own client variables, read under their own names with our bounds as defaults:
+    # MLflow's defaults (120 s per request, 7 retries with backoff) delay a failure by minutes
+    mlflow_http_request_timeout: int = Field(
+        30, ge=1, description="MLflow client: seconds per HTTP request"
+    )
+    mlflow_http_request_max_retries: int = Field(
+        2, ge=0, description="MLflow client: retries of a failed HTTP request"
+    )
+    mlflow_http_request_backoff_factor: int = Field(
+        1, ge=0, description="MLflow client: backoff factor between retries (seconds)"
     )
     model_name: str = "realtor-price"
     random_seed: int = 42
@@ -132,6 +156,16 @@ def refuse_default_s3_secret(environment: str, secret: SecretStr | None) -> None
             "AWS_SECRET_ACCESS_KEY is the development default; set a generated secret "
             "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
         )
+
+
+def client_limits_env(settings: TaskSettings) -> dict[str, str]:
+    """The environment variables that bound the time MLflow's client takes to fail (set by
+    :func:`tasks.cli.run_task` before a task runs, so every MLflow call is bounded)."""
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_http_request_timeout),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.mlflow_http_request_max_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.mlflow_http_request_backoff_factor),
+    }
 
 
 @lru_cache(maxsize=1)

@@ -92,6 +92,9 @@ class S3Store:
         access_key: str | None = None,
         secret_key: str | None = None,
         region: str = "us-east-1",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
     ) -> None:
         import boto3
         from botocore.config import Config
@@ -106,9 +109,9 @@ class S3Store:
             aws_secret_access_key=secret_key,
             region_name=region,
             config=Config(
-                retries={"max_attempts": 5, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=60,
+                retries={"total_max_attempts": max_attempts, "mode": "standard"},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
                 s3={"addressing_style": "path"},
             ),
         )
@@ -153,11 +156,16 @@ class S3Store:
         return True
 
     def list_keys(self, prefix: str = "") -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         paginator = self._client.get_paginator("list_objects_v2")
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("LIST", prefix, exc) from exc
         return sorted(keys)
 
     def delete(self, key: str) -> None:
@@ -184,6 +192,15 @@ def open_store(url: str, settings: TaskSettings | None = None) -> ObjectStore:
             access_key=settings.aws_access_key_id if settings else None,
             secret_key=secret.get_secret_value() if secret else None,
             region=settings.aws_region if settings else "us-east-1",
+            **(
+                {
+                    "connect_timeout": settings.s3_connect_timeout_seconds,
+                    "read_timeout": settings.s3_read_timeout_seconds,
+                    "max_attempts": settings.s3_max_attempts,
+                }
+                if settings
+                else {}
+            ),
         )
     raise ValueError(
         f"unsupported storage URL {url!r}: use s3://<bucket>[/<prefix>] or file://<dir>"

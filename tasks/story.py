@@ -3,7 +3,8 @@
 One home for what the pipeline's readers share: ``tasks.record`` writes a batch's story,
 ``make demo`` prints it, serving and the UI show it. Pure builders (:func:`build_summary`,
 :func:`history_entry`) turn ledger rows into plain dicts; the readers do one transaction each.
-When a step has more than one row for a batch, the newest one is the story's.
+There is at most one row of each step per batch (a unique index on ``batch_id``); a batch
+is one delivery of the API (``delivery`` > 1: another sample served under the same number).
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ def build_summary(
         "group_number": batch.group_number,
         "day": batch.day,
         "batch_number": batch.batch_number,
+        "delivery": batch.delivery,
         "rows": batch.rows,
         "sha256": batch.sha256,
         "raw_key": batch.raw_key,
+        "payload_key": batch.payload_key,
         "batch_status": batch.status,
         "schema_problems": list(batch.schema_problems or []),
         "validation_outcome": validation.outcome if validation else None,
@@ -78,6 +81,8 @@ def build_summary(
         "run_id": training.mlflow_run_id if training else None,
         "training_batch_ids": list(training.training_batch_ids or []) if training else [],
         "training_reasons": list(training.reasons or []) if training else [],
+        "rows_train": training.rows_train if training else None,
+        "rows_holdout": training.rows_holdout if training else None,
         **{name: metrics.get(name) for name in SUMMARY_METRICS},
         "promoted": promotion.promoted if promotion else None,
         "challenger_version": promotion.challenger_version if promotion else None,
@@ -147,6 +152,9 @@ def history_entry(
         "training_batch_ids": list(training.training_batch_ids or []),
         "training_reasons": list(training.reasons or []),
         "metrics": metrics,
+        "rows_train": training.rows_train,
+        "rows_holdout": training.rows_holdout,
+        "holdout_share": training.holdout_share,
         "promoted": promotion.promoted if promotion else None,
         "promotion_reasons": list(promotion.reasons or []) if promotion else [],
         "champion_version": promotion.champion_version if promotion else None,

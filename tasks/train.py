@@ -32,21 +32,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from tasks import evaluation, holdout, lake, model, registry
 from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Batch, DriftDecision, Ledger, Training
+from tasks.lifecycle_ledger import find_drift_decision, find_training, record_training
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import ObjectStore, open_store
-from tasks.training_ledger import (
-    CuratedBatch,
-    curated_batches,
-    find_training,
-    latest_drift_decision,
-    read_curated,
-    record_training,
-)
+from tasks.training_ledger import CuratedBatch, curated_batches, read_curated, training_lock
 
 log = get_logger(__name__)
 
@@ -268,9 +263,7 @@ def _log_explanations(fitted: Any, train_features: pd.DataFrame, seed: int) -> d
 
 
 def _result(training: Training, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    stored = dict(training.metrics or {})
-    headline = {k: v for k, v in stored.items() if not k.startswith("_")}
-    meta = {k[1:]: v for k, v in stored.items() if k.startswith("_")}
+    headline = dict(training.metrics or {})
     return {
         "batch_id": training.batch_id,
         "training_id": training.id,
@@ -279,8 +272,9 @@ def _result(training: Training, extra: dict[str, Any] | None = None) -> dict[str
         "model_version": training.model_version,
         "metrics": {k: v for k, v in headline.items() if k != "baseline_mae"},
         "baseline_mae": headline.get("baseline_mae"),
-        "rows_train": meta.get("rows_train"),
-        "rows_holdout": meta.get("rows_holdout"),
+        "rows_train": training.rows_train,
+        "rows_holdout": training.rows_holdout,
+        "holdout_share": training.holdout_share,
         "training_batch_ids": list(training.training_batch_ids or []),
         "reasons": list(training.reasons or []),
         **(extra or {}),
@@ -288,7 +282,7 @@ def _result(training: Training, extra: dict[str, Any] | None = None) -> dict[str
 
 
 def _required_decision(ledger: Ledger, batch: Batch) -> DriftDecision:
-    decision = latest_drift_decision(ledger, batch.id)
+    decision = find_drift_decision(ledger, batch.id)
     if decision is None:
         raise TrainingRefusedError(
             f"batch {batch.id} has no drift decision: run `python -m tasks.drift_check "
@@ -304,7 +298,7 @@ def _required_decision(ledger: Ledger, batch: Batch) -> DriftDecision:
 
 
 def _adopt_registered_version(
-    ledger: Ledger, settings: TaskSettings, batch: Batch, decision: DriftDecision
+    session: Session, settings: TaskSettings, batch: Batch, decision: DriftDecision
 ) -> Training | None:
     """A version registered for this batch by a run that died before its ledger row."""
     client = registry.client(settings.mlflow_tracking_uri)
@@ -315,11 +309,10 @@ def _adopt_registered_version(
     run = client.get_run(version.run_id)
     ids = json.loads(version.tags.get("training_batch_ids", "[]"))
     metrics = dict(run.data.metrics)
-    metrics["_rows_train"] = int(run.data.params.get("rows_train", 0))
-    metrics["_rows_holdout"] = int(run.data.params.get("rows_holdout", 0))
+    params = run.data.params
     log.warning("train.adopting_version", batch_id=batch.id, version=version.version)
-    return record_training(
-        ledger,
+    training, _ = record_training(
+        session,
         Training(
             batch_id=batch.id,
             decision_id=decision.id,
@@ -328,31 +321,48 @@ def _adopt_registered_version(
             model_version=str(version.version),
             training_batch_ids=ids,
             metrics=metrics,
+            rows_train=int(params["rows_train"]) if "rows_train" in params else None,
+            rows_holdout=int(params["rows_holdout"]) if "rows_holdout" in params else None,
+            holdout_share=float(params.get("holdout_share", settings.holdout_share)),
             reasons=list(decision.reasons or []),
         ),
     )
+    return training
 
 
 def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
     existing = find_training(ledger, batch.id)
     if existing is not None:
         log.info("train.already_done", batch_id=batch.id, version=existing.model_version)
         return _result(existing, {"status": "existing"})
     decision = _required_decision(ledger, batch)
-    adopted = _adopt_registered_version(ledger, settings, batch, decision)
-    if adopted is not None:
-        return _result(adopted, {"status": "existing"})
     from threadpoolctl import threadpool_limits
 
-    # MLflow prints run URLs to stdout; stdout carries only the task's summary line
-    with threadpool_limits(limits=settings.train_threads or None), redirect_stdout(sys.stderr):
-        return _train(ledger, settings, batch, decision)
+    # one training per batch: a second run for the batch waits here, then finds the first's
+    with training_lock(ledger, batch.id) as session:
+        existing = find_training(session, batch.id)
+        if existing is not None:
+            log.info("train.done_meanwhile", batch_id=batch.id, version=existing.model_version)
+            return _result(existing, {"status": "existing"})
+        adopted = _adopt_registered_version(session, settings, batch, decision)
+        if adopted is not None:
+            return _result(adopted, {"status": "existing"})
+        # MLflow prints run URLs to stdout; stdout carries only the task's summary line
+        with (
+            threadpool_limits(limits=settings.train_threads or None),
+            redirect_stdout(sys.stderr),
+        ):
+            return _train(ledger, session, settings, batch, decision)
 
 
 def _train(
-    ledger: Ledger, settings: TaskSettings, batch: Batch, decision: DriftDecision
+    ledger: Ledger,
+    session: Session,
+    settings: TaskSettings,
+    batch: Batch,
+    decision: DriftDecision,
 ) -> dict[str, Any]:
     import mlflow
 
@@ -491,12 +501,9 @@ def _train(
         **{k: v for k, v in metrics.items() if k != "rows"},
         "baseline_mae": baseline_mae,
         "improvement_over_baseline": ratio,
-        "_rows_train": len(data.train),
-        "_rows_holdout": len(data.holdout),
-        "_holdout_share": settings.holdout_share,
     }
-    training = record_training(
-        ledger,
+    training, _ = record_training(
+        session,
         Training(
             batch_id=batch.id,
             decision_id=decision.id,
@@ -505,6 +512,9 @@ def _train(
             model_version=str(version.version),
             training_batch_ids=batch_ids,
             metrics=stored_metrics,
+            rows_train=len(data.train),
+            rows_holdout=len(data.holdout),
+            holdout_share=settings.holdout_share,
             reasons=reasons,
         ),
     )

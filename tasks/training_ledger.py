@@ -1,10 +1,13 @@
-"""Ledger reads and writes of the train and promote steps (on top of :mod:`tasks.ledger`).
+"""What train and promote read from the ledger beyond their own records, and their locks.
 
 - the curated batches a training reads (and the object key of each one's curated Parquet);
-- the drift decision that justifies a training;
-- ``trainings`` and ``promotions`` rows, one per batch (the idempotency key of both steps);
-- :func:`promotion_lock`: a transaction that serialises promotions of one model
-  (``pg_advisory_xact_lock`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+- :func:`step_lock`: a transaction that serialises one piece of work across processes
+  (``pg_advisory_xact_lock`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite):
+  :func:`training_lock` (one training per batch) and :func:`promotion_lock` (one promotion
+  of a model at a time).
+
+The ``trainings`` and ``promotions`` rows themselves are read and written through
+:mod:`tasks.lifecycle_ledger`, like every step's record.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tasks.lake import read_frame
-from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.ledger import Batch, Ledger, Validation
 from tasks.storage import ObjectStore
 
 
@@ -50,16 +53,6 @@ class CuratedBatch:
 
 class LineageError(RuntimeError):
     """The ledger does not hold what a training or promotion needs."""
-
-
-def latest_drift_decision(ledger: Ledger, batch_id: int) -> DriftDecision | None:
-    with ledger.session() as session:
-        return session.scalar(
-            select(DriftDecision)
-            .where(DriftDecision.batch_id == batch_id)
-            .order_by(DriftDecision.id.desc())
-            .limit(1)
-        )
 
 
 def _curated_validation(session: Session, batch_id: int) -> Validation | None:
@@ -122,57 +115,39 @@ def curated_batches_by_id(ledger: Ledger, batch_ids: list[int]) -> list[CuratedB
     return found
 
 
-def find_training(ledger: Ledger, batch_id: int) -> Training | None:
-    with ledger.session() as session:
-        return session.scalar(
-            select(Training).where(Training.batch_id == batch_id).order_by(Training.id).limit(1)
-        )
-
-
-def record_training(ledger: Ledger, training: Training) -> Training:
-    """Insert ``training`` unless the batch already has one (then return that one)."""
-    with ledger.session() as session:
-        existing = session.scalar(
-            select(Training)
-            .where(Training.batch_id == training.batch_id)
-            .order_by(Training.id)
-            .limit(1)
-        )
-        if existing is not None:
-            return existing
-        session.add(training)
-        session.flush()
-        return training
-
-
-def find_promotion(session_or_ledger: Ledger | Session, batch_id: int) -> Promotion | None:
-    query = select(Promotion).where(Promotion.batch_id == batch_id).order_by(Promotion.id).limit(1)
-    if isinstance(session_or_ledger, Session):
-        return session_or_ledger.scalar(query)
-    with session_or_ledger.session() as session:
-        return session.scalar(query)
-
-
-def lock_key(model_name: str) -> int:
-    """A signed 64-bit advisory lock key, stable for one model name."""
-    digest = hashlib.sha256(f"promote:{model_name}".encode()).digest()
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key, stable for one name (``promote:<model>`` ...)."""
+    digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @contextmanager
 def promotion_lock(ledger: Ledger, model_name: str) -> Iterator[Session]:
-    """A transaction held for read-compare-move of the alias; one promotion at a time.
+    """A transaction held for read-compare-move of the alias; one promotion at a time."""
+    with step_lock(ledger, f"promote:{model_name}") as session:
+        yield session
 
-    PostgreSQL: ``pg_advisory_xact_lock`` (released at commit or rollback). SQLite: the
-    transaction starts with ``BEGIN IMMEDIATE`` (the database's write lock). Rows added to
-    the yielded session commit when the block ends without an error.
+
+@contextmanager
+def training_lock(ledger: Ledger, batch_id: int) -> Iterator[Session]:
+    """A transaction held while a batch is trained: two runs for one batch train once."""
+    with step_lock(ledger, f"train:batch:{batch_id}") as session:
+        yield session
+
+
+@contextmanager
+def step_lock(ledger: Ledger, name: str) -> Iterator[Session]:
+    """A transaction that only one process at a time holds for ``name``.
+
+    PostgreSQL: ``pg_advisory_xact_lock`` (released at commit or rollback; other work on the
+    ledger goes on). SQLite: the transaction starts with ``BEGIN IMMEDIATE`` (the database's
+    write lock: other writers wait, up to the busy timeout). Rows added to the yielded
+    session commit when the block ends without an error.
     """
     backend = ledger.engine.dialect.name
     if backend == "postgresql":
         with ledger.session() as session:
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(model_name)}
-            )
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
             yield session
         return
     if backend == "sqlite":
@@ -189,7 +164,7 @@ def promotion_lock(ledger: Ledger, model_name: str) -> Iterator[Session]:
             finally:
                 session.close()
         return
-    raise LineageError(f"no promotion lock for a {backend} ledger (use PostgreSQL or SQLite)")
+    raise LineageError(f"no lock for a {backend} ledger (use PostgreSQL or SQLite)")
 
 
 def read_curated(store: ObjectStore, batch: CuratedBatch) -> pd.DataFrame:

@@ -20,6 +20,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -74,12 +75,26 @@ def split_fetch_problems(problems: Sequence[str]) -> tuple[list[str], list[str]]
     return schema, notes
 
 
+_COLUMN = re.compile(r"column '([^']+)'")
+
+
+def without_repeats(fetch_problems: Sequence[str], table_problems: Sequence[str]) -> list[str]:
+    """Fetch's problems, then the table's about columns fetch did not already name.
+
+    A text column is named once ("column 'price' is not double on the wire: first offending
+    value 'expensive'"), not twice ("... is string, not double" says nothing more).
+    """
+    named = {m.group(1) for p in fetch_problems if (m := _COLUMN.search(p))}
+    more = [p for p in table_problems if not ((m := _COLUMN.search(p)) and m.group(1) in named)]
+    return list(dict.fromkeys([*fetch_problems, *more]))
+
+
 def validate_table(
     table: pa.Table, fetch_problems: Sequence[str], limits: ValidationThresholds
 ) -> tuple[ValidationVerdict, dict[str, Any], np.ndarray]:
     """Run the suite on ``table``; (verdict, report body, boolean mask of the rows to keep)."""
     fetch_schema, notes = split_fetch_problems(fetch_problems)
-    schema_problems = list(dict.fromkeys([*fetch_schema, *arrow_schema_problems(table.schema)]))
+    schema_problems = without_repeats(fetch_schema, arrow_schema_problems(table.schema))
     frame = table.to_pandas()  # default index 0..n-1: GE's unexpected indices are positions
     frame[DUPLICATE_FLAG] = flag_duplicates(frame)
     suite = run_suite(frame, table.schema, min_rows=limits.min_rows)
@@ -135,7 +150,7 @@ def validate_table(
 
 
 def run(inputs: ValidateInputs, settings: TaskSettings) -> dict[str, Any]:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.of(settings)
     store = open_store(settings.storage_url, settings)
     batch = ledger.get_batch(inputs.batch_id)
     recorded = find_validation(ledger, batch.id)

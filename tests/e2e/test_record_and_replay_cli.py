@@ -69,7 +69,7 @@ def _skipped_batch(ledger: Ledger) -> int:
             DriftDecision(
                 batch_id=batch.id,
                 decision="skip",
-                reasons=["40 rows: below the minimum volume (100), skip"],
+                reasons=["40 rows: below the minimum volume (100)"],
                 drift_share=0.1,
             )
         )
@@ -90,7 +90,7 @@ def test_record_writes_the_story_once(task_env: dict[str, str], tmp_path: Path) 
     assert result["summary_key"] == f"reports/runs/batch_id={batch_id}/summary.json"
     stored = tmp_path / "lake" / result["summary_key"]
     summary = json.loads(stored.read_text())
-    assert summary["decision_reasons"] == ["40 rows: below the minimum volume (100), skip"]
+    assert summary["decision_reasons"] == ["40 rows: below the minimum volume (100)"]
     assert summary["rows"] == 40
     written_at = stored.stat().st_mtime_ns
 

@@ -47,7 +47,7 @@ def test_even_the_first_model_waits_for_enough_rows() -> None:
     verdict = decide_drift(facts(4_055, has_champion=False, states=["Vermont"]), LIMITS)
     assert verdict.decision == "skip"
     assert verdict.reasons == [
-        "4,055 rows from one state (Vermont): below the minimum volume (10,000), skip"
+        "4,055 rows from one state (Vermont): below the minimum volume (10,000)"
     ]
 
 
@@ -55,7 +55,7 @@ def test_volume_skips_even_with_drift_and_says_what_it_did_not_act_on() -> None:
     m = measures({"log_price": 0.5})
     verdict = decide_drift(facts(500, measures=m, states=["Ohio", "Texas"]), LIMITS)
     assert verdict.decision == "skip"
-    assert verdict.reasons[0] == "500 rows: below the minimum volume (10,000), skip"
+    assert verdict.reasons[0] == "500 rows: below the minimum volume (10,000)"
     assert any(r.startswith("not acted on: price drifted") for r in verdict.reasons)
 
 
@@ -65,7 +65,7 @@ def test_quarantined_batches_skip_with_the_quarantine_reason() -> None:
         LIMITS,
     )
     assert verdict.decision == "skip"
-    assert verdict.reasons == ["batch quarantined: schema: column 'bath' is missing, skip"]
+    assert verdict.reasons == ["batch quarantined: schema: column 'bath' is missing"]
 
 
 def test_target_drift_trains() -> None:

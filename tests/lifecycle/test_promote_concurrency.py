@@ -51,16 +51,12 @@ def test_rows_added_under_the_lock_commit_and_an_error_rolls_them_back(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     ledger = Ledger.open(sqlite_url)
-    batch = curated_batch(
-        open_store(f"file://{tmp_path / 'lake'}"),
-        ledger,
-        make_rows(10, 1),
-        batch_number=1,
-    )
+    lake = open_store(f"file://{tmp_path / 'lake'}")
+    batches = [curated_batch(lake, ledger, make_rows(10, n), batch_number=n) for n in (1, 2)]
 
-    def promotion(version: str) -> Promotion:
+    def promotion(version: str) -> Promotion:  # one per batch: the database allows no more
         return Promotion(
-            batch_id=batch.id,
+            batch_id=batches[int(version) - 1].id,
             model_name="m",
             challenger_version=version,
             promoted=False,
@@ -127,7 +123,8 @@ def trained(tmp_path: Path) -> tuple[TaskSettings, int]:
                 model_name="m",
                 model_version="2",
                 training_batch_ids=[batch.id],
-                metrics={"_holdout_share": 0.2},
+                metrics={},
+                holdout_share=0.2,
                 reasons=["test"],
             )
         )

@@ -6,12 +6,15 @@ text, house_size missing); fetch, validate and drift_check run through their com
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from tasks.ledger import Ledger
@@ -78,11 +81,15 @@ def test_broken_batch_is_quarantined_and_the_next_one_goes_on(replayed_api: str,
     assert store.exists(broken["report_key"])
     assert store.exists(broken["report_html_key"])
 
-    # nothing is lost from the raw zone: every batch's object is there, byte for byte
+    # nothing is lost from the raw zone: every body as received, byte for byte (sha256 names
+    # the body), next to its canonical Parquet with every row
     ledger = Ledger.open(env["LEDGER_URL"])
     for fetched, _, _ in outcomes:
         batch = ledger.get_batch(fetched["batch_id"])
-        assert hashlib.sha256(store.get_bytes(batch.raw_key)).hexdigest() == batch.sha256
+        body = gzip.decompress(store.get_bytes(batch.payload_key))
+        assert hashlib.sha256(body).hexdigest() == batch.sha256
+        assert len(json.loads(body)["data"]) == batch.rows
+        assert pq.read_table(io.BytesIO(store.get_bytes(batch.raw_key))).num_rows == batch.rows
     assert ledger.get_batch(broken_fetch["batch_id"]).status == "quarantined"
 
     _, after, after_decision = outcomes[2]

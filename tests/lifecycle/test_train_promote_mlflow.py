@@ -79,6 +79,12 @@ def env(
     }
 
 
+def promote_summary(result: dict) -> str:
+    from tasks.promote import summary
+
+    return summary(result)
+
+
 def cli(step: str, batch_id: int, env: dict[str, str], **extra: str) -> dict:
     """Run ``python -m tasks.<step> --batch-id N``; its XCom result (fails on exit != 0)."""
     xcom = Path(env["XCOM_RETURN_PATH"])
@@ -178,6 +184,12 @@ def test_first_model_promoted_worse_challenger_rejected_reruns_change_nothing(
     assert cli("train", first.id, env)["model_version"] == "1"
     again = cli("promote", small.id, env)
     assert again["promotion_id"] == rejected["promotion_id"] and again["promoted"] is False
+    replayed = cli("promote", first.id, env)  # the alias does not move: no PROMOTED
+    assert (replayed["status"], replayed["alias_moved"]) == ("existing", False)
+    assert "PROMOTED" not in promote_summary(replayed) and "nothing changed" in promote_summary(
+        replayed
+    )
+    assert "PROMOTED" in promote_summary(promoted)
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 2
     with ledger.session() as session:
         assert session.query(Training).count() == 2

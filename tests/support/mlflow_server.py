@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,32 +13,63 @@ from tests.support.processes import free_port, start_process, stop_process, wait
 from tests.support.seaweed import S3Endpoint
 
 
+class MlflowServer:
+    """``mlflow server`` on a port fixed at construction: stoppable and restartable."""
+
+    def __init__(
+        self,
+        backend_store_uri: str,
+        s3: S3Endpoint,
+        workdir: Path,
+        artifacts_bucket: str = "mlflow",
+    ) -> None:
+        s3.create_bucket(artifacts_bucket)
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.s3 = s3
+        self.workdir = workdir
+        self.log_path = workdir / f"mlflow-{self.port}.log"
+        self.command = [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            backend_store_uri,
+            "--artifacts-destination",
+            f"s3://{artifacts_bucket}",
+        ]
+        self.process = None
+
+    def start(self) -> str:
+        self.process = start_process(
+            self.command, log_path=self.log_path, env=self.s3.env(), cwd=self.workdir
+        )
+        wait_http(f"{self.uri}/health", self.process, log_path=self.log_path, timeout=120)
+        return self.uri
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL to the process group): the server is gone, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
 @contextmanager
 def mlflow_server(
     backend_store_uri: str, s3: S3Endpoint, workdir: Path, artifacts_bucket: str = "mlflow"
 ) -> Iterator[str]:
     """Start ``mlflow server`` on a free port; yield its tracking URI."""
-    s3.create_bucket(artifacts_bucket)
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        backend_store_uri,
-        "--artifacts-destination",
-        f"s3://{artifacts_bucket}",
-    ]
-    log_path = workdir / "mlflow.log"
-    process = start_process(command, log_path=log_path, env=s3.env(), cwd=workdir)
-    uri = f"http://127.0.0.1:{port}"
+    server = MlflowServer(backend_store_uri, s3, workdir, artifacts_bucket)
     try:
-        wait_http(f"{uri}/health", process, log_path=log_path, timeout=120)
-        yield uri
+        yield server.start()
     finally:
-        stop_process(process)
+        server.stop()

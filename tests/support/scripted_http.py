@@ -14,7 +14,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         status, body = self.server.respond()  # type: ignore[attr-defined]
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", self.server.content_type)  # type: ignore[attr-defined]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -29,7 +29,16 @@ class ScriptedServer:
     def __init__(self, respond: Responder) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.respond = respond  # type: ignore[attr-defined]
+        self._server.content_type = "application/json"  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def content_type(self) -> str:
+        return self._server.content_type  # type: ignore[attr-defined]
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self._server.content_type = value  # type: ignore[attr-defined]
 
     @property
     def respond(self) -> Responder:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,50 +56,77 @@ def weed_binary() -> str:
     return found
 
 
+class SeaweedServer:
+    """`weed mini` in ``workdir`` on ports fixed at construction: it can be stopped (even
+    killed, as a crash) and started again with its data, at the same address."""
+
+    def __init__(self, workdir: Path, bucket: str = "realtor") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.bucket = bucket
+        self.s3_port = free_port()
+        self.ports = {
+            name: free_port()
+            for name in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port.grpc",
+                "admin.port",
+                "admin.port.grpc",
+                "debug.port",
+            )
+        }
+        self.endpoint = S3Endpoint(
+            f"http://127.0.0.1:{self.s3_port}", "test-access", "test-secret-for-tests-only", bucket
+        )
+        self.process = None
+
+    def start(self) -> S3Endpoint:
+        command = [
+            weed_binary(),
+            "mini",
+            f"-dir={self.workdir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={self.s3_port}",
+            "-webdav=false",
+            "-master.telemetry=false",
+            *(f"-{name}={port}" for name, port in self.ports.items()),
+        ]
+        log_path = self.workdir / "weed.log"
+        env = {
+            "AWS_ACCESS_KEY_ID": self.endpoint.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.endpoint.secret_key,
+            "S3_BUCKET": self.bucket,
+        }
+        self.process = start_process(command, log_path=log_path, env=env, cwd=self.workdir)
+        # unauthenticated requests get 403 once the S3 gateway is up
+        wait_http(
+            self.endpoint.endpoint_url, self.process, log_path=log_path, timeout=90, ok=(200, 403)
+        )
+        self.endpoint.create_bucket(self.bucket)
+        return self.endpoint
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL to the process group): a crash, not a shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=20)
+
+
 @contextmanager
 def seaweedfs(workdir: Path, bucket: str = "realtor") -> Iterator[S3Endpoint]:
     """Start `weed mini` on free ports in ``workdir``; stop it afterwards."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    s3_port = free_port()
-    ports = {
-        name: free_port()
-        for name in (
-            "master.port",
-            "master.port.grpc",
-            "volume.port",
-            "volume.port.grpc",
-            "filer.port",
-            "filer.port.grpc",
-            "s3.port.grpc",
-            "admin.port",
-            "admin.port.grpc",
-            "debug.port",
-        )
-    }
-    access_key, secret_key = "test-access", "test-secret-for-tests-only"
-    command = [
-        weed_binary(),
-        "mini",
-        f"-dir={workdir}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-s3.port={s3_port}",
-        "-webdav=false",
-        "-master.telemetry=false",
-        *(f"-{name}={port}" for name, port in ports.items()),
-    ]
-    log_path = workdir / "weed.log"
-    env = {
-        "AWS_ACCESS_KEY_ID": access_key,
-        "AWS_SECRET_ACCESS_KEY": secret_key,
-        "S3_BUCKET": bucket,
-    }
-    process = start_process(command, log_path=log_path, env=env, cwd=workdir)
-    endpoint = S3Endpoint(f"http://127.0.0.1:{s3_port}", access_key, secret_key, bucket)
+    server = SeaweedServer(workdir, bucket)
     try:
-        # unauthenticated requests get 403 once the S3 gateway is up
-        wait_http(endpoint.endpoint_url, process, log_path=log_path, timeout=90, ok=(200, 403))
-        endpoint.create_bucket(bucket)
-        yield endpoint
+        yield server.start()
     finally:
-        stop_process(process, timeout=20)
+        server.stop()

@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from tasks.api_client import ResponseShapeError, TransientApiError, _check_header, parse_body
+from tasks.api_client import (
+    ResponseShapeError,
+    TransientApiError,
+    _check_header,
+    judge_body,
+    parse_body,
+)
 from tests.tasks.test_schema import record
 
 
@@ -58,8 +64,9 @@ def test_a_truncated_body_is_transient():
     ("header", "message"),
     [
         ({"group_number": 1}, "lacks batch_number"),
-        ({"group_number": 1, "batch_number": "one"}, "expected a positive integer"),
-        ({"group_number": 1, "batch_number": 0}, "expected a positive integer"),
+        ({"group_number": 1, "batch_number": "one"}, "expected an integer from 0 up"),
+        ({"group_number": 1, "batch_number": "3"}, "expected an integer from 0 up"),
+        ({"group_number": 1, "batch_number": -1}, "expected an integer from 0 up"),
         ({"group_number": 2, "batch_number": 1}, "asked for group 1, the API served group 2"),
         ({"group_number": 1, "batch_number": 1, "day": "Friday"}, "served day 'Friday'"),
     ],
@@ -67,3 +74,17 @@ def test_a_truncated_body_is_transient():
 def test_header_checks(header, message):
     with pytest.raises(ResponseShapeError, match=message):
         _check_header(header, 1, "Tuesday")
+
+
+@pytest.mark.parametrize("number", [0, 1, 7, 3.0])
+def test_batch_numbers_from_zero_are_accepted(number):
+    header = {"group_number": 1, "batch_number": number}
+    _check_header(header, 1, "Tuesday")
+    assert header["batch_number"] == int(number)
+
+
+def test_a_refused_body_is_judged_not_raised_and_its_records_counted():
+    body = json.dumps({"group_number": 1, "batch_number": "2", "data": [record(), record()]})
+    served = judge_body(io.BytesIO(body.encode()), 1, "Tuesday")
+    assert served.refusal == "batch_number is '2', expected an integer from 0 up"
+    assert (served.coerced, served.batch_number, served.records) == (None, None, 2)

@@ -7,11 +7,14 @@ leaves nothing behind; malformed and mis-shaped responses are rejected with thei
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from tasks.lake import payload_key
 from tasks.ledger import Ledger
 from tasks.settings import TaskSettings
 from tasks.storage import open_store
@@ -209,25 +213,15 @@ def batch_body(batch_number: int = 1, **changes) -> dict:
     }
 
 
-def test_end_of_data_is_a_clean_exhausted_outcome(crafted_api, local_env):
-    url = crafted_api(400, {"detail": "Ya se recolectó toda la información mínima necesaria"})
-    done, result = run_fetch({**local_env, "DATA_API_URL": url})
-    assert done.returncode == 0, done.stderr
-    assert result["status"] == "exhausted"
-    assert "exhausted" in done.stdout
-
-
 @pytest.mark.parametrize(
     ("status", "payload", "message"),
     [
-        (400, {"detail": "group_number inválido"}, "HTTP 400: 'group_number inválido'"),
+        (400, {"detail": "Número de grupo inválido"}, "HTTP 400 'Número de grupo inválido'"),
         (404, {"detail": "Not Found"}, "HTTP 404"),
-        (200, {"group_number": 1, "batch_number": 1, "data": {"x": 1}}, "'data' is a JSON object"),
-        (200, {"group_number": 2, "batch_number": 1, "data": []}, "the API served group 2"),
-        (200, {"group_number": 1, "data": []}, "lacks batch_number"),
+        (422, {"detail": [{"loc": ["query", "group_number"]}]}, "HTTP 422"),
     ],
 )
-def test_refusals_and_wrong_shapes_fail_at_once_with_the_reason(
+def test_refusals_fail_at_once_in_one_line_and_store_nothing(
     crafted_api, local_env, status, payload, message
 ):
     done, result = run_fetch({**local_env, "DATA_API_URL": crafted_api(status, payload)})
@@ -235,29 +229,157 @@ def test_refusals_and_wrong_shapes_fail_at_once_with_the_reason(
     assert result is None
     assert message in done.stderr
     assert "retry" not in done.stderr  # not a transient failure
+    assert len(failure_lines(done)) == 1
     assert not (Path(local_env["STORAGE_URL"].removeprefix("file://"))).exists()
 
 
-def test_a_batch_with_schema_problems_is_stored_raw_with_them(crafted_api, local_env):
-    url = crafted_api(200, batch_body(price="expensive"))
+def failure_lines(done: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("tasks.fetch")]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message", "rows"),
+    [
+        ({"group_number": 1, "batch_number": 1, "data": {"x": 1}}, "'data' is a JSON object", None),
+        ({"group_number": 2, "batch_number": 1, "data": [record()]}, "the API served group 2", 1),
+        ({"group_number": 1, "data": [record(), record()]}, "lacks batch_number", 2),
+        ({"group_number": 1, "batch_number": "3", "data": [record()]}, "batch_number is '3'", 1),
+        ({"group_number": 1, "batch_number": -1, "data": []}, "batch_number is -1", 0),
+        ({"group_number": 1, "batch_number": 1, "data": [record(), 7]}, "record 1 is a JSON", 2),
+    ],
+)
+def test_a_body_it_cannot_accept_is_kept_raw_recorded_and_blocks_the_next_run(
+    crafted_api, local_env, payload, message, rows
+):
+    url = crafted_api(200, payload)
     done, result = run_fetch({**local_env, "DATA_API_URL": url})
+    assert done.returncode == 1
+    assert result is None
+    (line,) = failure_lines(done)
+    assert message in line and "kept as" in line and "--resolve-incidents" in line
+    assert "retry" not in done.stderr
+    ledger = Ledger.open(local_env["LEDGER_URL"])
+    (delivery,) = ledger.deliveries()
+    assert (delivery.outcome, delivery.rows, delivery.batch_id) == ("rejected", rows, None)
+    assert message in delivery.reason
+    lake = open_store(local_env["STORAGE_URL"])
+    assert lake.list_keys() == [delivery.payload_key]  # the body, and nothing else
+    assert gzip.decompress(lake.get_bytes(delivery.payload_key)) == json.dumps(payload).encode()
+    assert hashlib.sha256(json.dumps(payload).encode()).hexdigest() == delivery.payload_sha256
+    if "batch_number is '3'" not in message:
+        return  # the rest, once: blocked, then resolved
+    # a retry (Airflow's) does not move on to the next batch
+    following = 1 if delivery.batch_number is None else delivery.batch_number + 1
+    url = crafted_api(200, batch_body(batch_number=following))
+    done, _ = run_fetch({**local_env, "DATA_API_URL": url})
+    assert done.returncode == 1
+    assert "open incident" in failure_lines(done)[0]
+    assert len(ledger.deliveries()) == 1
+    # a person resolves it, and reading goes on
+    done, result = run_fetch(
+        {**local_env, "DATA_API_URL": url}, "--resolve-incidents", "the API sent a bad header"
+    )
+    assert done.returncode == 0, done.stderr
+    assert result["status"] == "stored"
+    assert result["resolved"] == [delivery.id]
+
+
+def test_batch_numbers_start_at_zero(crafted_api, local_env):
+    done, result = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(0))})
+    assert done.returncode == 0, done.stderr
+    assert (result["status"], result["batch_number"]) == ("stored", 0)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "Ya se recolectó toda la información mínima necesaria",
+        "Ya se recolectó toda la información minima necesaria",
+        "YA SE RECOLECTO TODA LA INFORMACION MINIMA NECESARIA.",
+    ],
+)
+def test_end_of_data_is_a_clean_exhausted_outcome(crafted_api, local_env, detail):
+    done, result = run_fetch({**local_env, "DATA_API_URL": crafted_api(400, {"detail": detail})})
+    assert done.returncode == 0, done.stderr
+    assert result["status"] == "exhausted"
+    assert "exhausted" in done.stdout
+
+
+def test_an_html_page_is_not_retried_and_says_what_to_fix(local_env):
+    with scripted_http(lambda: (200, b"<!doctype html><html>Welcome</html>")) as server:
+        server.content_type = "text/html; charset=utf-8"
+        done, result = run_fetch({**local_env, "DATA_API_URL": server.url})
+    assert done.returncode == 1
+    assert result is None
+    (line,) = failure_lines(done)
+    assert "text/html, not JSON" in line and "DATA_API_URL" in line
+    assert "retry" not in done.stderr
+
+
+def test_a_url_without_scheme_is_not_retried(local_env):
+    started = time.monotonic()
+    done, _ = run_fetch({**local_env, "DATA_API_URL": "10.43.100.103:8080"})
+    assert done.returncode == 1
+    (line,) = failure_lines(done)
+    assert "is not an http(s) URL with a host" in line
+    assert "retry" not in done.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_a_batch_with_schema_problems_is_stored_raw_with_them(crafted_api, local_env):
+    payload = batch_body(price="expensive", prev_sold_date="31/12/2021")
+    done, result = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, payload)})
     assert done.returncode == 0, done.stderr
     assert result["status"] == "stored"
     assert "'price'" in result["schema_problems"][0]
     ledger = Ledger.open(local_env["LEDGER_URL"])
     assert ledger.get_batch(result["batch_id"]).schema_problems == result["schema_problems"]
+    # the value coercion could not parse is still in the raw zone, as sent
+    lake = open_store(local_env["STORAGE_URL"])
+    kept = json.loads(gzip.decompress(lake.get_bytes(result["payload_key"])))
+    assert kept["data"][0]["prev_sold_date"] == "31/12/2021"
 
 
-def test_different_content_for_a_recorded_batch_is_refused(crafted_api, local_env):
-    done, _ = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=1.0))})
+def test_different_content_for_a_recorded_batch_is_a_delivery_of_its_own(crafted_api, local_env):
+    done, first = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=1.0))})
     assert done.returncode == 0, done.stderr
-    done, _ = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=2.0))})
-    assert done.returncode == 1
-    assert "already recorded with sha256" in done.stderr
-    assert len(Ledger.open(local_env["LEDGER_URL"]).batches()) == 1
+    done, second = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=2.0))})
+    assert done.returncode == 0, done.stderr
+    assert (second["status"], second["outcome"], second["delivery"]) == ("stored", "redelivery", 2)
+    assert second["batch_id"] != first["batch_id"]
+    done, third = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(price=2.0))})
+    assert (third["status"], third["batch_id"]) == ("duplicate", second["batch_id"])
+    assert len(Ledger.open(local_env["LEDGER_URL"]).batches()) == 2
 
 
-def test_bad_arguments_exit_2(local_env):
+def test_a_body_kept_by_a_run_that_died_before_its_ledger_row_is_recorded_next(
+    crafted_api, local_env
+):
+    body = json.dumps(batch_body(1)).encode()
+    lake = open_store(local_env["STORAGE_URL"])
+    sha = hashlib.sha256(body).hexdigest()
+    lake.put_bytes(payload_key(1, "Tuesday", sha), gzip.compress(body, mtime=0))
+    done, result = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(2))})
+    assert done.returncode == 0, done.stderr
+    assert result["batch_number"] == 2
+    ledger = Ledger.open(local_env["LEDGER_URL"])
+    assert [(d.id, d.batch_number, d.outcome) for d in ledger.deliveries()] == [
+        (1, 1, "stored"),
+        (2, 2, "stored"),
+    ]
+    assert result["adopted_deliveries"] == [1]
+    referenced = {b.raw_key for b in ledger.batches()} | {
+        d.payload_key for d in ledger.deliveries()
+    }
+    assert set(lake.list_keys()) == referenced
+
+
+def test_bad_arguments_exit_2_in_one_line(local_env):
     done, _ = run_fetch(local_env, "--day", "not a day!")
     assert done.returncode == 2
     assert "must be 1-32 letters" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "errors.pydantic.dev" not in done.stderr
+    done, _ = run_fetch(local_env, "--group", "1")  # no abbreviations
+    assert done.returncode == 2
+    assert "unrecognized arguments: --group" in done.stderr

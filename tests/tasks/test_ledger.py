@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
-from tasks.ledger import Batch, Ledger, LedgerConflictError
+from tasks.ledger import Batch, Ledger
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -40,6 +41,7 @@ def test_migrations_create_every_table_and_are_idempotent(ledger: Ledger):
         "drift_decisions",
         "trainings",
         "promotions",
+        "deliveries",
     }
     assert expected <= tables
 
@@ -54,10 +56,24 @@ def test_recording_a_batch_twice_adds_nothing(ledger: Ledger):
     assert ledger.cursor(1, "Tuesday").last_batch_number == 1
 
 
-def test_different_content_for_the_same_batch_is_a_conflict(ledger: Ledger):
+def test_different_content_for_the_same_batch_is_a_delivery_of_its_own(ledger: Ledger):
+    first, _ = ledger.record_batch(batch(sha="a" * 64))
+    second, created = ledger.record_batch(batch(sha="b" * 64))
+    assert created
+    assert (first.delivery, second.delivery) == (1, 2)
+    assert second.id != first.id
+    assert [b.sha256[0] for b in ledger.deliveries_of(1, "Tuesday", 1)] == ["a", "b"]
+
+
+def test_the_database_refuses_a_second_row_for_one_delivery_or_one_content(ledger: Ledger):
     ledger.record_batch(batch(sha="a" * 64))
-    with pytest.raises(LedgerConflictError, match="already recorded with sha256 aaaaaaaaaaaa"):
-        ledger.record_batch(batch(sha="b" * 64))
+    for clash in (
+        batch(sha="c" * 64),  # delivery 1 of batch 1 again
+        batch(sha="a" * 64),  # the same content as a second delivery
+    ):
+        clash.delivery = 1 if clash.sha256[0] == "c" else 2
+        with pytest.raises(IntegrityError), ledger.session() as session:
+            session.add(clash)
     assert len(ledger.batches()) == 1
 
 
