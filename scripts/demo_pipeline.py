@@ -30,12 +30,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +50,7 @@ FULL_SCALE_MIN_TRAIN_ROWS = 10_000
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scripts.local_apps import DEMO_STORES, serve_and_try  # noqa: E402
+from scripts.local_apps import DEMO_STORES, background, serve_and_try  # noqa: E402
 
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
 _ENDED = re.compile(r"\[DAG TEST\] end task task_id=(\w+)")
@@ -139,40 +137,16 @@ def external_api(url: str) -> Iterator[str]:
 def data_api(scale: float, seed: int) -> Iterator[str]:
     """Start the simulator on a free port; yield its URL; stop it afterwards."""
     port = free_port()
-    LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / "data_api.log"
     command = [str(TASKS_PYTHON), "-m", "data_api", "--port", str(port), "--scale", str(scale)]
     command += ["--seed", str(seed)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the data API exited ({process.returncode}); see {log_path}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the data API did not answer in 90 s; see {log_path}")
-            time.sleep(0.5)
+    with background(
+        "data API", command, dict(os.environ), f"{url}/health", timeout=90, log_path=log_path
+    ):
         say(f"data API simulator: {url} (scale {scale}, seed {seed}; log {log_path})")
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        say("data API simulator stopped")
+    say("data API simulator stopped")
 
 
 def airflow(args: list[str], env: dict[str, str], log_path: Path) -> int:
