@@ -153,11 +153,11 @@ def test_mlflow_client_through_the_route_and_in_cluster_without_credentials(
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     with pytest.raises(MlflowException, match="401"):
-        MlflowClient(url).search_experiments()
+        MlflowClient(url, registry_uri=url).search_experiments()
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", login[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", login[1])
-    client = MlflowClient(url)
+    client = MlflowClient(url, registry_uri=url)  # not the process-wide registry URI
     experiment = client.create_experiment("route-auth")
     run = client.create_run(experiment)
     client.log_param(run.info.run_id, "through", "route")
@@ -175,7 +175,7 @@ def test_mlflow_client_through_the_route_and_in_cluster_without_credentials(
     # pipeline pods and serving: the Service directly, no credentials, unchanged
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
-    inside = MlflowClient(tracking_uri)
+    inside = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     found = inside.get_model_version_by_alias("route-auth-model", "production")
     assert found.run_id == run.info.run_id
     assert inside.get_run(run.info.run_id).data.params == {"through": "route"}
