@@ -67,8 +67,10 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.model_selection._split.KFold",
 )
 
-#: The search space of the hyperparameter search (bounds used by tasks.train).
+#: The regressor's hyperparameters when nothing else is given: the search's first trial (its
+#: space is :data:`tasks.search.SEARCH_SPACE`) and the fixed ones (loss, max_iter).
 DEFAULT_PARAMS: dict[str, Any] = {
+    "loss": "squared_error",
     "learning_rate": 0.1,
     "max_leaf_nodes": 63,
     "min_samples_leaf": 40,
@@ -159,7 +161,6 @@ def build_model(
     """The untrained pipeline with ``params`` for the gradient-boosted regressor."""
     chosen = {**DEFAULT_PARAMS, **(params or {})}
     regressor = HistGradientBoostingRegressor(
-        loss="squared_error",
         early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=15,
