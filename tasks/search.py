@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 #: fewer trials than this is not a search
 MIN_TRIALS = 3
 #: trees added per step of a trial (the unit of pruning)
-STEP_ITERATIONS = 50
+STEP_ITERATIONS = 100
 
 
 @dataclass(frozen=True)
