@@ -97,7 +97,7 @@ class TaskSettings(BaseSettings):
     )
     train_max_trials: int = Field(20, ge=1)
     train_search_row_budget: int = Field(
-        1_500_000,
+        200_000,
         ge=1,
         description="the search runs this many rows' worth of trials: budget / fit rows trials "
         "(at least 3, at most TRAIN_MAX_TRIALS); pruned trials cost less",
@@ -105,7 +105,7 @@ class TaskSettings(BaseSettings):
     train_max_rows: int = Field(400_000, ge=1000, description="subsample cap (memory bound)")
     holdout_share: float = Field(0.2, gt=0, lt=1)
     train_search_max_rows: int = Field(
-        150_000,
+        50_000,
         ge=100,
         description="rows the hyperparameter search fits on (the final fit uses all)",
     )
