@@ -20,10 +20,9 @@ production search's defaults, or ``--params`` JSON), which is the quick loop for
     .venv/bin/python bench/model_quality.py --batches 1,2,3                  # the production model
     .venv/bin/python bench/model_quality.py --fit --scale 0.1 --by state     # where it misses
 
-``--by`` breaks the table down by state, price band (of the served price), ``land`` (rows
-without bed, bath and house size: land, or a house with all three null) or ``missing`` (rows
-whose price-driving features are all on the wire, or not: the floor uses the true values even
-where the wire has a null, so no model reaches it on those rows).
+``--by`` breaks the table down by state, price band (of the served price) or ``land`` (rows
+without bed, bath and house size: land, or a house whose three are null, which the wire cannot
+tell apart from land except by its lot size; the floor knows which it is, no model can).
 """
 
 from __future__ import annotations
@@ -118,12 +117,6 @@ def quality_table(
         frame["group"] = bands
     elif by == "land":
         frame["group"] = np.where(rows["house_size"].isna() & rows["bed"].isna(), "land?", "house")
-    elif by == "missing":
-        # the floor knows every row's true size, rooms and lot, also where the wire has null
-        house = rows[["bed", "bath", "house_size"]].notna().all(axis=1)
-        land = rows[["bed", "bath", "house_size"]].isna().all(axis=1)
-        complete = rows["acre_lot"].notna() & (house | land)
-        frame["group"] = np.where(complete, "features on the wire", "some feature null")
 
     def summarise(group: pd.DataFrame) -> dict[str, float]:
         return {
@@ -196,7 +189,7 @@ def main() -> int:
     parser.add_argument("--batches", default=None, help="batch numbers, e.g. 1,2,3")
     parser.add_argument("--fit", action="store_true", help="fit a model here (no registry)")
     parser.add_argument("--params", default=None, help="JSON hyperparameters for --fit")
-    parser.add_argument("--by", choices=("state", "band", "land", "missing"), default=None)
+    parser.add_argument("--by", choices=("state", "band", "land"), default=None)
     args = parser.parse_args()
     settings = TaskSettings()
     group = args.group_number or settings.group_number
