@@ -75,7 +75,7 @@ demo-fetch: setup ## the ingestion alone: start the simulator, fetch every batch
 	$(PY) scripts/demo_fetch.py
 
 test: setup lint ## every test: unit, integration (Postgres, SeaweedFS, MLflow, simulator), DAG, cluster
-	$(PY) -m pytest tests --ignore=tests/dags --ignore=tests/cluster
+	$(PY) -m pytest tests --ignore=tests/dags --ignore=tests/cluster --durations=20
 	@if [ -d tests/dags ]; then $(AIRFLOW_PY) -m pytest tests/dags; fi
 	@if [ -x cluster/validate.sh ]; then cluster/validate.sh; fi
 

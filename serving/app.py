@@ -126,7 +126,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         )
         exporter = InferenceExporter(
             writer,
-            lambda: open_store(settings.storage_url, settings),  # type: ignore[arg-type]
+            lambda: open_store(settings.storage_url, settings),
             metrics,
             interval_seconds=settings.inference_export_interval_seconds,
             max_rows=settings.inference_export_max_rows,

@@ -27,6 +27,9 @@ SHARED_NAMES: tuple[str, ...] = (
     "aws_access_key_id",
     "aws_secret_access_key",
     "aws_region",
+    "s3_connect_timeout_seconds",
+    "s3_read_timeout_seconds",
+    "s3_max_attempts",
 )
 
 
@@ -79,6 +82,13 @@ class ServingSettings(BaseSettings):
         None, validation_alias=_shared("aws_secret_access_key")
     )
     aws_region: str = Field("us-east-1", validation_alias=_shared("aws_region"))
+    s3_connect_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias=_shared("s3_connect_timeout_seconds")
+    )
+    s3_read_timeout_seconds: float = Field(
+        60.0, gt=0, validation_alias=_shared("s3_read_timeout_seconds")
+    )
+    s3_max_attempts: int = Field(3, ge=1, validation_alias=_shared("s3_max_attempts"))
 
     # --- the service's own (prefix SERVING_) ---
     host: str = "127.0.0.1"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
-    from tasks.settings import TaskSettings
+    from pydantic import SecretStr
 
 
 class ObjectStore(Protocol):
@@ -175,8 +175,20 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def open_store(url: str, settings: TaskSettings | None = None) -> ObjectStore:
-    """The store for ``url``; S3 endpoint and credentials come from ``settings``."""
+class StoreSettings(Protocol):
+    """What :func:`open_store` reads of a settings object (tasks', serving's, the UI's)."""
+
+    s3_endpoint_url: str | None
+    aws_access_key_id: str | None
+    aws_secret_access_key: SecretStr | None
+    aws_region: str
+    s3_connect_timeout_seconds: float
+    s3_read_timeout_seconds: float
+    s3_max_attempts: int
+
+
+def open_store(url: str, settings: StoreSettings | None = None) -> ObjectStore:
+    """The store for ``url``; S3 endpoint, credentials and timeouts come from ``settings``."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         path = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,23 @@ from tests.support.seaweed import S3Endpoint, seaweedfs
 
 if TYPE_CHECKING:  # the Airflow env runs tests/dags with this conftest too: import lazily
     from tests.support.served_model import ServedStack, ServingProcess
+
+
+#: mlflow.set_tracking_uri / set_registry_uri also write these to the environment
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_uris_restored() -> Iterator[None]:
+    """A module that points MLflow's fluent API at its own server must not send the task
+    processes of later modules (which inherit the environment) to a server that is gone."""
+    saved = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

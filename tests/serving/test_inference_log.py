@@ -22,7 +22,7 @@ from serving.inference_export import _claim, export_pending
 from serving.inference_log import InferenceLogWriter, log_rows, make_engine
 from serving.loader import WARMUP_RECORDS
 from serving.metrics import ServingMetrics
-from tasks.ledger import MIGRATIONS_DIR, Batch, InferenceLog, Ledger, migrate
+from tasks.ledger import MIGRATIONS_DIR, InferenceLog, Ledger, migrate
 from tasks.storage import FileStore
 from tests.support.postgres import ADMIN_URL, fresh_database
 from tests.support.processes import free_port
@@ -49,22 +49,18 @@ def check_migration_forward(url: str) -> None:
     upgrade_to(url, "0002")
     ledger = Ledger(create_engine(url))
     assert "inference_log" not in inspect(ledger.engine).get_table_names()
-    batch, _ = ledger.record_batch(
-        Batch(
-            group_number=1,
-            day="Tuesday",
-            batch_number=1,
-            sha256="a" * 64,
-            raw_key="k",
-            rows=3,
-            bytes=10,
-            schema_problems=[],
-            status="raw",
+    with ledger.engine.begin() as connection:  # a batch as 0002 stored it (today's model is newer)
+        connection.execute(
+            text(
+                "INSERT INTO batches (id, group_number, day, batch_number, sha256, raw_key, rows,"
+                " bytes, schema_problems, status, fetched_at) VALUES (1, 1, 'Tuesday', 1,"
+                " :sha, 'k', 3, 10, '[]', 'raw', :at)"
+            ),
+            {"sha": "a" * 64, "at": dt.datetime.now(dt.UTC)},
         )
-    )
     migrate(ledger.engine)  # 0002 -> head
     assert "inference_log" in inspect(ledger.engine).get_table_names()
-    assert ledger.get_batch(batch.id).sha256 == "a" * 64
+    assert ledger.get_batch(1).sha256 == "a" * 64
     with ledger.engine.begin() as connection:
         connection.execute(insert(InferenceLog.__table__), rows(2))
         assert connection.execute(select(InferenceLog.price)).scalars().all() == [
