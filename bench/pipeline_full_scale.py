@@ -57,9 +57,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--s3", action="store_true")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the lake, ledger and MLflow store in this (new) folder, e.g. for "
+        "bench/model_quality.py; default: a temporary folder",
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pipeline-")))
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=False)
+            work = args.keep.resolve()
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pipeline-")))
         api = stack.enter_context(running_data_api(scale=args.scale, seed=42))
         env = {
             **os.environ,

@@ -126,7 +126,9 @@ def draw_rows(
     """``n`` rows as numeric columns (strings still as indices); NaN marks a missing value.
 
     Columns: status (int), state (int, -1 = null), city (int, -1 = null), prev_sold_days
-    (datetime64[D] as int days, NaN = null) and the float columns of the wire format.
+    (datetime64[D] as int days, NaN = null), the float columns of the wire format, and two
+    that never go on the wire: land (bool) and noiseless_log_price (the natural log of the
+    price before its noise and rounding: the log price with the noise scales set to zero).
     """
     state_p = world.state_weight if spec.state_weights is None else spec.state_weights
     status = rng.choice(3, size=n, p=np.asarray(spec.status_mix) / np.sum(spec.status_mix))
@@ -153,15 +155,20 @@ def draw_rows(
     )
 
     level = world.state_log_level[state] + world.city_effect[city] + PRICE_OFFSET
+    house_noise = HOUSE_NOISE * rng.standard_t(5, n)
+    land_noise = LAND_NOISE * rng.standard_t(5, n)
     house_log_p = (
         0.85 * dlog_size
         + 0.06 * (bath - 2.5)
         - 0.03 * (bed - 3)
         + 0.07 * np.log(acre / 0.22)
-        + HOUSE_NOISE * rng.standard_t(5, n)
+        + house_noise
     )
-    land_log_p = -1.6 + 0.45 * np.log(acre / 3.0) + LAND_NOISE * rng.standard_t(5, n)
+    land_log_p = -1.6 + 0.45 * np.log(acre / 3.0) + land_noise
     log_p = level + STATUS_EFFECT[status] + np.where(land, land_log_p, house_log_p)
+    # the same price with the noise scales set to zero (the draws above are unchanged, so
+    # every row keeps its features): what no model can beat, for benchmarks only
+    noiseless_log_p = log_p - np.where(land, land_noise, house_noise)
     price = _round_price(rng, np.exp(np.minimum(log_p, np.log(5e8))))
 
     house_size = np.round(size)
@@ -215,6 +222,7 @@ def draw_rows(
         "house_size": house_size,
         "prev_sold_days": prev_days,
         "land": land,
+        "noiseless_log_price": np.minimum(noiseless_log_p, np.log(5e8)),
     }
 
 

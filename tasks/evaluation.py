@@ -1,7 +1,9 @@
 """Metrics of a price model on held-out rows, and the naive baseline it must beat.
 
 Pure functions: arrays in, numbers out, no I/O. Errors are in dollars (the model predicts
-dollars). Group metrics are named ``mae_status_<status>`` and ``mae_band_<band>`` (bands of
+dollars), except ``log_mae`` (mean absolute error of the natural log of the price: the scale on
+which the data's own noise is measured, see bench/model_quality.py) and ``mdape`` (median
+absolute percentage error, as a fraction: half the rows are off by less). Group metrics are named ``mae_status_<status>`` and ``mae_band_<band>`` (bands of
 the TRUE price: under 200k, 200k-500k, 500k-1M, over 1M); a group without rows is left out
 rather than reported as NaN.
 """
@@ -22,7 +24,7 @@ PRICE_BANDS: tuple[tuple[str, float, float], ...] = (
     ("gt_1m", 1_000_000.0, math.inf),
 )
 
-HEADLINE_METRICS: tuple[str, ...] = ("mae", "rmse", "r2", "mape")
+HEADLINE_METRICS: tuple[str, ...] = ("mae", "rmse", "r2", "mape", "log_mae", "mdape")
 
 
 class EvaluationError(ValueError):
@@ -42,11 +44,12 @@ def regression_metrics(
     y_pred: Sequence[float] | np.ndarray | pd.Series,
     status: Sequence[object] | np.ndarray | pd.Series | None = None,
 ) -> dict[str, float]:
-    """MAE, RMSE, R2 and MAPE in dollars, plus MAE per status and per price band.
+    """MAE, RMSE, R2, MAPE, log-price MAE and MdAPE, plus MAE per status and per price band.
 
     Raises :class:`EvaluationError` on an empty holdout or on NaN/infinite values: a metric
     that cannot be computed must stop the pipeline, never look like a good (or bad) model.
-    R2 needs two distinct true prices; with fewer it is omitted. MAPE ignores zero prices.
+    R2 needs two distinct true prices; with fewer it is omitted. MAPE and MdAPE ignore zero
+    prices; the log-price MAE ignores rows where the price or the prediction is not positive.
     """
     truth = _as_float_array(y_true, "the true prices")
     pred = _as_float_array(y_pred, "the predictions")
@@ -67,7 +70,12 @@ def regression_metrics(
         metrics["r2"] = float(1.0 - float(np.sum(error**2)) / total)
     positive = truth > 0
     if positive.any():
-        metrics["mape"] = float(np.mean(absolute[positive] / truth[positive]))
+        relative = absolute[positive] / truth[positive]
+        metrics["mape"] = float(np.mean(relative))
+        metrics["mdape"] = float(np.median(relative))
+    both = positive & (pred > 0)
+    if both.any():
+        metrics["log_mae"] = float(np.mean(np.abs(np.log(pred[both]) - np.log(truth[both]))))
     if status is not None:
         labels = pd.Series(np.asarray(status, dtype=object)).fillna("missing").astype(str)
         if labels.size != truth.size:

@@ -23,18 +23,16 @@ model that memorises streets would not generalise.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.impute import SimpleImputer
-from sklearn.model_selection import KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, TargetEncoder
 
 from tasks.schema import TARGET
+
+if TYPE_CHECKING:  # scikit-learn takes a second or two to import: only where a model is built
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
 
 NUMERIC_FEATURES: tuple[str, ...] = ("bed", "bath")
 LOG_FEATURES: tuple[str, ...] = ("acre_lot", "house_size")
@@ -67,8 +65,10 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.model_selection._split.KFold",
 )
 
-#: The search space of the hyperparameter search (bounds used by tasks.train).
+#: The regressor's hyperparameters when nothing else is given: the search's first trial (its
+#: space is :data:`tasks.search.SEARCH_SPACE`) and the fixed ones (loss, max_iter).
 DEFAULT_PARAMS: dict[str, Any] = {
+    "loss": "squared_error",
     "learning_rate": 0.1,
     "max_leaf_nodes": 63,
     "min_samples_leaf": 40,
@@ -79,6 +79,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 
 def _year_from_date() -> Pipeline:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     # datetime64 -> datetime64[Y] -> years since 1970 as float; NaT -> NAT_AS_FLOAT -> imputed
     return Pipeline(
         [
@@ -104,6 +108,12 @@ def _year_from_date() -> Pipeline:
 
 def build_preprocessor(seed: int) -> ColumnTransformer:
     """One transformer per original column, named after it (SHAP groups by that name)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.model_selection import KFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, TargetEncoder
+
     steps: list[tuple[str, Any, list[str]]] = []
     for name in NUMERIC_FEATURES:
         steps.append((name, SimpleImputer(strategy="median", add_indicator=True), [name]))
@@ -157,9 +167,12 @@ def build_model(
     params: Mapping[str, Any] | None = None, seed: int = 42
 ) -> TransformedTargetRegressor:
     """The untrained pipeline with ``params`` for the gradient-boosted regressor."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
     chosen = {**DEFAULT_PARAMS, **(params or {})}
     regressor = HistGradientBoostingRegressor(
-        loss="squared_error",
         early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=15,

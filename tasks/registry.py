@@ -13,11 +13,11 @@ import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:  # MLflow takes about a second to import: only where a registry is asked
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 PRODUCTION_ALIAS = "production"
 PRODUCTION_STAGE = "Production"
@@ -27,6 +27,8 @@ TAG_LIMIT = 5000
 
 
 def client(tracking_uri: str) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
@@ -49,6 +51,8 @@ def champion(mlflow: MlflowClient, name: str, alias: str = PRODUCTION_ALIAS) -> 
     """The version of ``name`` carrying ``alias``; None when the model or the alias does not
     exist yet (the first model). Any other failure (registry unreachable, a bad answer)
     raises: callers decide, nothing here guesses."""
+    from mlflow.exceptions import MlflowException
+
     try:
         registered = mlflow.get_registered_model(name)
     except MlflowException as exc:

@@ -116,20 +116,29 @@ class TaskSettings(BaseSettings):
 
     # train
     train_window_batches: int = Field(0, ge=0, description="0: all curated batches so far")
-    train_time_budget_seconds: float = Field(120.0, gt=0)
+    train_time_budget_seconds: float = Field(
+        120.0, gt=0, description="ceiling of the hyperparameter search's wall clock"
+    )
     train_max_trials: int = Field(20, ge=1)
+    train_search_row_budget: int = Field(
+        200_000,
+        ge=1,
+        description="the search runs this many rows' worth of trials: budget / fit rows trials "
+        "(at least 3, at most TRAIN_MAX_TRIALS); pruned trials cost less",
+    )
     train_max_rows: int = Field(400_000, ge=1000, description="subsample cap (memory bound)")
     holdout_share: float = Field(0.2, gt=0, lt=1)
     train_search_max_rows: int = Field(
-        150_000,
+        50_000,
         ge=100,
         description="rows the hyperparameter search fits on (the final fit uses all)",
     )
     train_threads: int = Field(
-        1,
+        0,
         ge=0,
-        description="OpenMP threads of training and scoring; 0 = all cores (HistGradientBoosting "
-        "slows down many times over on an oversubscribed node, so pods pin it to their CPU limit)",
+        description="OpenMP threads of training and scoring; 0 = the CPU limit of the pod (the "
+        "cgroup's cpu.max, else the CPUs the process may run on): never more threads than the "
+        "pod may use, since HistGradientBoosting slows down many times over when oversubscribed",
     )
 
     # promote

@@ -41,6 +41,7 @@ def test_metrics_are_finite_and_consistent(values: list[tuple[float, float]]) ->
 def test_perfect_predictions_have_zero_error(truth: list[float]) -> None:
     metrics = regression_metrics(truth, truth)
     assert metrics["mae"] == metrics["rmse"] == metrics["mape"] == 0
+    assert metrics["log_mae"] == metrics["mdape"] == 0
     assert metrics.get("r2", 1.0) == 1.0
 
 
@@ -104,3 +105,18 @@ def test_improvement_over_baseline() -> None:
     assert improvement(60.0, 100.0) == pytest.approx(0.4)
     with pytest.raises(EvaluationError):
         improvement(math.nan, 100.0)
+
+
+def test_log_price_mae_and_median_percentage_error() -> None:
+    truth = [100_000.0, 200_000.0, 400_000.0]
+    pred = [110_000.0, 100_000.0, 400_000.0]
+    metrics = regression_metrics(truth, pred)
+    assert metrics["log_mae"] == pytest.approx((math.log(1.1) + math.log(2.0)) / 3)
+    assert metrics["mdape"] == pytest.approx(0.1)  # errors 10%, 50%, 0%: the median is 10%
+    assert metrics["mape"] == pytest.approx(0.2)
+
+
+def test_log_price_mae_leaves_out_rows_it_cannot_take_the_log_of() -> None:
+    metrics = regression_metrics([0.0, 100_000.0], [50_000.0, 200_000.0])
+    assert metrics["log_mae"] == pytest.approx(math.log(2.0))
+    assert metrics["mdape"] == pytest.approx(1.0)

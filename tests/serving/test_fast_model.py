@@ -81,7 +81,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registered]
     import mlflow.pyfunc
     import mlflow.sklearn
 
-    from tasks.train import _signature
+    from tasks.training_log import _signature  # the signature train logs
 
     workdir = tmp_path_factory.mktemp("fast-model-mlflow")
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
