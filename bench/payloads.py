@@ -15,20 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tasks.model import FEATURES  # the model's input columns: one list for the API, UI and load
+
 #: The demo's simulator seed and the batch sampled (full_range).
 DEMO_SEED = 42
 FULL_RANGE_BATCH = 6
-FEATURES = (
-    "status",
-    "bed",
-    "bath",
-    "acre_lot",
-    "city",
-    "state",
-    "zip_code",
-    "house_size",
-    "prev_sold_date",
-)
 _LIMITS = {"bed": 1000.0, "bath": 1000.0, "acre_lot": 1e7, "house_size": 1e8}
 
 
