@@ -62,6 +62,7 @@ class Process:
     before_main: float = 0.0  # the probe's first line -> main (the module's imports)
     before_main_cpu: float = 0.0
     imports_before_main: float = 0.0  # of which importtime says imports
+    teardown: float = 0.0  # the probe's last line -> exit (atexit, threads, freeing memory)
     connect: float = 0.0  # connection windows minus the imports inside them
     connect_by: dict[str, float] = field(default_factory=dict)
     lazy_imports: float = 0.0  # imports after main (in connections or not)
@@ -73,7 +74,12 @@ class Process:
     def work(self) -> float:
         return max(
             0.0,
-            self.wall - self.interpreter - self.before_main - self.connect - self.lazy_imports,
+            self.wall
+            - self.interpreter
+            - self.before_main
+            - self.connect
+            - self.lazy_imports
+            - self.teardown,
         )
 
 
@@ -148,6 +154,7 @@ def parse_probe(process: Process, stderr: str, spawned: float) -> None:
     process.interpreter_cpu = start_cpu
     process.before_main = main_wall - start_wall
     process.before_main_cpu = main_cpu - start_cpu
+    process.teardown = max(0.0, spawned + process.wall - marks["end"][0])
 
 
 def run_probed(task: str, env: dict[str, str], batch: int | None, *args: str) -> Process:
@@ -237,6 +244,7 @@ def per_task(passes: list[list[Process]]) -> dict[str, dict[str, Any]]:
             "lazy_imports": median([r.lazy_imports for r in runs]),
             "lazy_top": [(k, round(v, 2)) for v, k in top if v >= 0.05],
             "work": median([r.work for r in runs]),
+            "teardown": median([r.teardown for r in runs]),
             "wall": median([r.wall for r in runs]),
             "cpu": median([r.cpu for r in runs]),
             "wall_total": sum(r.wall for r in runs) / len(passes),
@@ -264,14 +272,15 @@ def print_tables(found: dict[str, Any]) -> None:
     )
     print(
         "| task | runs | interpreter | imports to main | (CPU) | connections | lazy imports "
-        "| work | whole | whole CPU | all runs | all runs CPU | peak MiB |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| work | exit | whole | whole CPU | all runs | all runs CPU | peak MiB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     for task, row in tasks.items():
         print(
             f"| {task} | {row['processes']} | {row['interpreter']:.2f} | {row['before_main']:.2f} "
             f"| {row['before_main_cpu']:.2f} | {row['connect']:.2f} | {row['lazy_imports']:.2f} "
-            f"| {row['work']:.2f} | {row['wall']:.2f} | {row['cpu']:.2f} "
+            f"| {row['work']:.2f} | {row.get('teardown', 0):.2f} | {row['wall']:.2f} "
+            f"| {row['cpu']:.2f} "
             f"| {row['wall_total']:.1f} | {row['cpu_total']:.1f} | {row['peak_rss_mib']} |"
         )
     print("\nWhere the connections and the lazy imports go (mean seconds per process)\n")
