@@ -89,6 +89,10 @@ def demo_environment(
         "PIPELINE_RUNTIME": "local",
         "PIPELINE_TASKS_PYTHON": str(TASKS_PYTHON),
         "PIPELINE_RETRIES": "0",  # a demo shows a failure at once instead of retrying it
+        # every dags test runs in one Airflow process: each task's libraries imported once, in
+        # a launcher per task that forks its runs (PIPELINE_LOCAL_PRELOAD=0: a fresh
+        # interpreter per task, as a pod starts)
+        "PIPELINE_LOCAL_PRELOAD": "1",
         "PIPELINE_SCHEDULE": "none",
         "GROUP_NUMBER": str(args.group_number),
         "DAY": args.day,
@@ -398,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         migrate_airflow(env)
         LOGS.mkdir(parents=True, exist_ok=True)
         clock.lap("Airflow metadata")
+        if env["PIPELINE_LOCAL_PRELOAD"].strip().lower() in ("1", "true", "yes", "on"):
+            say(
+                "each task runs as its own process, forked from a launcher that imported the "
+                "task's libraries once (PIPELINE_LOCAL_PRELOAD=0: a fresh interpreter each time)"
+            )
         with airflow_session(env) as airflow:
             if not external or args.replay:
                 say("realtor_replay: the API and the ledger cursor start from the first batch")

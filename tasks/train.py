@@ -475,6 +475,24 @@ def summary(result: dict[str, Any]) -> str:
     )
 
 
+def preload() -> None:
+    """What a run imports where it is used, for a launcher that forks runs from one
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits made passive
+    first as :func:`tasks.cli.run_task` does (the runtime reads them when it loads)."""
+    from tasks.cli import quiet_openmp_waits
+
+    quiet_openmp_waits()
+    import matplotlib  # noqa: F401
+    import mlflow.sklearn  # noqa: F401
+    import optuna  # noqa: F401
+    import shap  # noqa: F401
+    import sklearn.compose
+    import sklearn.ensemble
+    import sklearn.preprocessing  # noqa: F401
+    import skops.io  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run_task("train", TrainInputs, run, argv, summary=summary, doc=__doc__)
 
