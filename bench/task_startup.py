@@ -14,7 +14,8 @@ Three measurements, every figure from its own process:
    ``bench/startup_probe.py`` with ``-X importtime``, which splits its wall time into the
    interpreter's start, the imports before ``main``, the connections (ledger: engine and
    migrations; lake; MLflow: client and SQL stores, their imports excluded), the imports
-   during the run (lazy ones) and the rest (the work);
+   during the run (lazy ones), the exit (from the task's end to the process's) and the rest
+   (the work);
 3. the sum over the pass: what the demo's task processes cost without Airflow.
 
 Wall seconds depend on how busy the machine is; CPU seconds (user + system, from ``wait4``)
