@@ -1,4 +1,5 @@
-"""POST /predict answered by the ASGI lane is the FastAPI route's answer, byte for byte.
+"""The hot path: POST /predict answered by the ASGI lane is the FastAPI route's answer, byte
+for byte; a model swap freezes the heap so full garbage collections stop scanning the model.
 
 The lane (serving/predict_lane.py) takes /predict before routing; the route stays declared for
 OpenAPI. Both call the same handler: here the same bodies go through the whole app (lane) and
@@ -9,7 +10,9 @@ answer is decided by parsing and the no-model rule, and must be the same.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.predict_lane import ClientDisconnectedError, PredictLane, read_body
+from serving.watcher import settle_heap
 from tests.serving.test_app import RECORD, settings
 
 BODIES = {
@@ -97,3 +101,26 @@ async def body_and_leaving() -> None:
     scope = {"type": "http", "path": "/predict", "method": "POST", "headers": []}
     await lane(scope, gone, send)
     assert sent == []
+
+
+class _Cycle:
+    """Garbage only the cyclic collector can free: it refers to itself."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_swap_freezes_the_heap_and_still_frees_what_it_replaced():
+    """After a swap the live objects are frozen (full collections stop scanning the model), and
+    the next swap's collection still frees the cycles of what the previous one froze."""
+    gc.unfreeze()
+    survivor = _Cycle()
+    gone = weakref.ref(survivor)
+    settle_heap()
+    assert gc.get_freeze_count() > 1000
+    del survivor  # a cycle among frozen objects: no collection sees it until unfrozen
+    gc.collect()
+    assert gone() is not None
+    settle_heap()
+    assert gone() is None
+    gc.unfreeze()
