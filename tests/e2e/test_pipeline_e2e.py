@@ -33,7 +33,14 @@ from tests.e2e.airflow_cli import CliRun
 from tests.e2e.conftest import COURSE, LAKE_BUCKET, AirflowEnv
 from tests.support.postgres import fresh_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.s3]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.s3,
+    # the module's story (seven DAG runs) is set up within the first test's timeout: ~400 s
+    # beside another xdist worker on 2 cores (pyproject's 600 s guards one test)
+    pytest.mark.timeout(1200),
+]
 
 SCALE = 0.01
 SEED = 42
