@@ -355,6 +355,15 @@ def summary(result: dict[str, Any]) -> str:
     )
 
 
+def preload() -> None:
+    """What a run imports where it is used, for a launcher that forks runs from one
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), with the environment
+    :func:`run_evidently` sets before importing Evidently."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    import evidently.presets  # noqa: F401
+    from mlflow.tracking import MlflowClient  # noqa: F401
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run_task("drift_check", DriftInputs, run, argv, summary=summary, doc=__doc__)
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Protocol
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Protocol
 
 from tasks.storage import ObjectStore
+
+if TYPE_CHECKING:  # the keys need neither: record and fetch's key building stay light
+    import pandas as pd
+    import pyarrow as pa
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -98,6 +98,8 @@ def inference_key(day: str, first_id: int, last_id: int) -> str:
 
 def to_parquet(table: pa.Table) -> bytes:
     """Deterministic Parquet bytes for ``table`` (same table, same pyarrow: same bytes)."""
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd", row_group_size=128 * 1024)
     return sink.getvalue()
@@ -105,6 +107,8 @@ def to_parquet(table: pa.Table) -> bytes:
 
 def read_table(store: ObjectStore, key: str, columns: Sequence[str] | None = None) -> pa.Table:
     """The Parquet object ``key`` (only ``columns`` when given)."""
+    import pyarrow.parquet as pq
+
     return pq.read_table(
         io.BytesIO(store.get_bytes(key)), columns=list(columns) if columns else None
     )

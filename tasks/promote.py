@@ -233,6 +233,19 @@ def summary(result: dict[str, Any]) -> str:
     )
 
 
+def preload() -> None:
+    """What a run imports where it is used, for a launcher that forks runs from one
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits made passive
+    first as :func:`tasks.cli.run_task` does (the runtime reads them when it loads)."""
+    from tasks.cli import quiet_openmp_waits
+
+    quiet_openmp_waits()
+    import mlflow.pyfunc
+    import mlflow.sklearn  # noqa: F401
+    import skops.io  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run_task("promote", PromoteInputs, run, argv, summary=summary, doc=__doc__)
 

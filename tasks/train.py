@@ -74,9 +74,23 @@ def cpu_limit() -> int:
     return max(1, min(available, int(int(quota) // int(period)) or 1))
 
 
-def training_threads(settings: TaskSettings) -> int:
-    """OpenMP threads for training and scoring: ``TRAIN_THREADS``, or the CPU limit if 0."""
-    return settings.train_threads or cpu_limit()
+#: fewer training rows than this: one OpenMP thread. On small data a second thread costs more
+#: than it gives: HistGradientBoosting opens a parallel region per node, and with passive waits
+#: (``OMP_WAIT_POLICY=PASSIVE``, see :func:`tasks.cli.quiet_openmp_waits`) each one wakes the
+#: sleeping thread. Measured on the 2-core development VM (one fit of 100 trees, 40 features,
+#: load average 1-1.5): 2 threads took 1.3-2.1x the wall time and CPU of one thread from 1,000
+#: to 100,000 rows (bench/README.md, "Start-up of each task and `make demo`").
+MIN_ROWS_PER_EXTRA_THREAD = 50_000
+
+
+def training_threads(settings: TaskSettings, rows: int | None = None) -> int:
+    """OpenMP threads for training on ``rows`` rows: ``TRAIN_THREADS``, or if it is 0 the CPU
+    limit, but one thread below :data:`MIN_ROWS_PER_EXTRA_THREAD` rows."""
+    if settings.train_threads:
+        return settings.train_threads
+    if rows is not None and rows < MIN_ROWS_PER_EXTRA_THREAD:
+        return 1
+    return cpu_limit()
 
 
 def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
@@ -87,8 +101,6 @@ def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
         log.info("train.already_done", batch_id=batch.id, version=existing.model_version)
         return _result(existing, {"status": "existing"})
     decision = _required_decision(ledger, batch)
-    from threadpoolctl import threadpool_limits
-
     # one training per batch: a second run for the batch waits here, then finds the first's
     with training_lock(ledger, batch.id) as session:
         existing = find_training(session, batch.id)
@@ -99,10 +111,7 @@ def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
         if adopted is not None:
             return _result(adopted, {"status": "existing"})
         # MLflow prints run URLs to stdout; stdout carries only the task's summary line
-        with (
-            threadpool_limits(limits=training_threads(settings)),
-            redirect_stdout(sys.stderr),
-        ):
+        with redirect_stdout(sys.stderr):
             return _train(ledger, session, settings, batch, decision)
 
 
@@ -113,6 +122,8 @@ def _train(
     batch: Batch,
     decision: DriftDecision,
 ) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     from tasks import training_log
     from tasks.storage import open_store
 
@@ -120,20 +131,24 @@ def _train(
     store = open_store(settings.storage_url, settings)
     batches = curated_batches(ledger, batch, settings.train_window_batches)
     data = _load(store, batches, settings)
-    search = _search(data, settings)
-    fitted, fit_seconds = _fit(data, search.params, settings.random_seed)
-    scores = _evaluate(fitted, data)
-    logged = training_log.log_training(
-        tracking_uri=settings.mlflow_tracking_uri,
-        artifact_location=settings.mlflow_artifact_location,
-        model_name=settings.model_name,
-        record=_run_record(batch, decision, data, search, fitted, fit_seconds, scores, settings),
-        fitted=fitted,
-        x_train=data.x_train,
-        store=store,
-        batches=batches,
-        seed=settings.random_seed,
-    )
+    threads = training_threads(settings, len(data.train))
+    with threadpool_limits(limits=threads):
+        search = _search(data, settings)
+        fitted, fit_seconds = _fit(data, search.params, settings.random_seed)
+        scores = _evaluate(fitted, data)
+        logged = training_log.log_training(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_location=settings.mlflow_artifact_location,
+            model_name=settings.model_name,
+            record=_run_record(
+                batch, decision, data, search, fitted, fit_seconds, scores, settings, threads
+            ),
+            fitted=fitted,
+            x_train=data.x_train,
+            store=store,
+            batches=batches,
+            seed=settings.random_seed,
+        )
     training = _record(session, settings, batch, decision, data, scores, logged)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log.info(
@@ -276,6 +291,7 @@ def _run_record(
     fit_seconds: float,
     scores: Scores,
     settings: TaskSettings,
+    threads: int,
 ) -> Any:
     """Step 5's content: the run's tags, parameters and metrics (see :mod:`tasks.training_log`)."""
     from tasks import model
@@ -310,7 +326,7 @@ def _run_record(
             "train_time_budget_seconds": settings.train_time_budget_seconds,
             "train_max_trials": settings.train_max_trials,
             "train_search_row_budget": settings.train_search_row_budget,
-            "train_threads": training_threads(settings),
+            "train_threads": threads,
             "search_trials": search.trials,
             "search_pruned_trials": search.pruned,
             "search_started_from": ",".join(search.started_from),
@@ -457,6 +473,24 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['rows_train']:,} training rows, {result['rows_holdout']:,} holdout rows "
         f"from batches {result['training_batch_ids']}"
     )
+
+
+def preload() -> None:
+    """What a run imports where it is used, for a launcher that forks runs from one
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits made passive
+    first as :func:`tasks.cli.run_task` does (the runtime reads them when it loads)."""
+    from tasks.cli import quiet_openmp_waits
+
+    quiet_openmp_waits()
+    import matplotlib  # noqa: F401
+    import mlflow.sklearn  # noqa: F401
+    import optuna  # noqa: F401
+    import shap  # noqa: F401
+    import sklearn.compose
+    import sklearn.ensemble
+    import sklearn.preprocessing  # noqa: F401
+    import skops.io  # noqa: F401
+    import threadpoolctl  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -275,6 +275,12 @@ def summary(result: dict[str, Any]) -> str:
     return line
 
 
+def preload() -> None:
+    """What a run imports where it is used, for a launcher that forks runs from one
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``)."""
+    import great_expectations  # noqa: F401
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run_task("validate", ValidateInputs, run, argv, summary=summary, doc=__doc__)
 

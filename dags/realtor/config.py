@@ -13,6 +13,7 @@ opens nothing and imports nothing heavy. Errors say which variable is wrong and 
 | ``PIPELINE_ENV_CONFIGMAP`` / ``PIPELINE_ENV_SECRET`` | ``pipeline-env`` / ``pipeline-secrets`` | the tasks' environment in the cluster |
 | ``PIPELINE_TASKS_PYTHON`` | ``<repo>/.venv/bin/python`` | the tasks' interpreter (``local``) |
 | ``PIPELINE_REPO_ROOT`` | the folder above ``dags/`` | working directory of the tasks (``local``) |
+| ``PIPELINE_LOCAL_PRELOAD`` | ``0`` | ``1``: fork each task's process from a launcher that imported its libraries once (``local``; ``make demo`` sets it) |
 | ``PIPELINE_SCHEDULE`` | ``*/5 * * * *`` | cron of ``realtor_pipeline``; ``none`` for manual runs only |
 | ``PIPELINE_RETRIES`` | ``2`` | retries per task (exponential backoff from ``PIPELINE_RETRY_DELAY_SECONDS``) |
 | ``PIPELINE_RETRY_DELAY_SECONDS`` | ``30`` | first retry delay; doubles each retry, at most 10 minutes |
@@ -53,6 +54,7 @@ class PipelineConfig:
     env_secret: str
     tasks_python: Path
     repo_root: Path
+    local_preload: bool
     schedule: str | None
     retries: int
     retry_delay_seconds: float
@@ -116,6 +118,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise PipelineConfigError(f"{name}={raw!r}: use 1 or 0")
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
     """Read and validate the pipeline's settings (``os.environ`` unless given)."""
     env = os.environ if environ is None else environ
@@ -151,6 +164,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
         env_secret=env.get("PIPELINE_ENV_SECRET", "").strip() or "pipeline-secrets",
         tasks_python=tasks_python,
         repo_root=repo_root,
+        local_preload=_bool(env, "PIPELINE_LOCAL_PRELOAD", False),
         schedule=None if schedule.lower() in ("", "none", "null") else schedule,
         retries=_int(env, "PIPELINE_RETRIES", 2, 0, 10),
         retry_delay_seconds=_float(env, "PIPELINE_RETRY_DELAY_SECONDS", 30.0),

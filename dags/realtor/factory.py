@@ -62,5 +62,6 @@ def pipeline_task(
         env_vars=env,
         python=config.tasks_python,
         cwd=config.repo_root,
+        preload=config.local_preload,
         **kwargs,
     )

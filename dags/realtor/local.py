@@ -6,15 +6,24 @@ the JSON result read from the file named by ``XCOM_RETURN_PATH`` (a temporary fi
 ``/airflow/xcom/return.json`` in a pod). The subprocess's stdout and stderr go into the task
 log line by line as they come. A non-zero exit fails the task with the last lines of stderr;
 exit 2 (bad arguments) fails it without retries, since a retry would fail the same way.
+
+With ``preload`` (``PIPELINE_LOCAL_PRELOAD``, on in ``make demo``), the process is forked from a
+launcher that imported the task's module and the libraries its runs import once
+(``realtor/launcher.py``, one per task module, started on first use, ended with this process):
+the same command line, environment, working directory, streams, exit code and peak RSS, without
+the interpreter's start and the imports of every run (about 3 s of a validate, drift_check or
+promote on 2 cores, more for train).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -28,6 +37,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 EXIT_BAD_ARGUMENTS = 2
 STDERR_TAIL_LINES = 20
+LAUNCHER = Path(__file__).with_name("launcher.py")
+#: seconds a launcher may take to import its task's libraries
+LAUNCHER_START_TIMEOUT = 300
 #: Airflow's own configuration (database URL, fernet key...) stays out of the tasks' env
 _PRIVATE_PREFIXES = ("AIRFLOW__", "_AIRFLOW", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
 
@@ -49,6 +61,210 @@ def _pump(stream: IO[str], name: str, lines: queue.Queue[tuple[str, str | None]]
     lines.put((name, None))
 
 
+class _Process:
+    """A task process started with ``subprocess``: a fresh interpreter."""
+
+    def __init__(self, command: list[str], cwd: str, env: dict[str, str]) -> None:
+        self.popen = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # its own process group: on_kill ends its children too
+        )
+        self.pid = self.popen.pid
+        assert self.popen.stdout is not None and self.popen.stderr is not None
+        self.stdout: IO[str] = self.popen.stdout
+        self.stderr: IO[str] = self.popen.stderr
+        self.returncode: int | None = None
+
+    def wait(self) -> tuple[int, int]:
+        """Exit code and peak RSS in KiB (reaped here, for ``wait4``'s rusage)."""
+        _, status, usage = os.wait4(self.pid, 0)
+        self.popen.returncode = self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode, usage.ru_maxrss
+
+    def wait_after_kill(self, timeout: float) -> None:
+        self.popen.wait(timeout=timeout)
+        self.returncode = self.popen.returncode
+
+
+class _Launcher:
+    """A fork server of one task module in the tasks' interpreter (``realtor/launcher.py``)."""
+
+    def __init__(self, python: str, module: str, cwd: str, env: dict[str, str]) -> None:
+        self.module = module
+        self.folder = Path(tempfile.mkdtemp(prefix="realtor-launcher-"))
+        self.socket_path = self.folder / "socket"
+        self.log_path = self.folder / "launcher.log"
+        command = [python, str(LAUNCHER), "--socket", str(self.socket_path), module]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.PIPE,  # its end of file tells the launcher to stop
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
+        assert self.process.stdout is not None
+        ready: list[bytes] = []
+        reader = threading.Thread(
+            target=lambda: ready.append(self.process.stdout.readline()),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        reader.join(LAUNCHER_START_TIMEOUT)
+        if not ready or ready[0].strip() != b"ready":
+            tail = self._log_tail()
+            self._end()  # the log stays, for a look
+            raise AirflowException(
+                f"the launcher of {module} did not start (PIPELINE_LOCAL_PRELOAD=1; 0 runs "
+                f"each task in a fresh interpreter); last lines of {self.log_path}:\n{tail}"
+            )
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-STDERR_TAIL_LINES:]) or "(empty log)"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def start(self, module: str, arguments: list[str], cwd: str, env: dict[str, str]) -> _Forked:
+        return _Forked(self, module, arguments, cwd, env)
+
+    def stop(self) -> None:
+        """End of file on its stdin: the launcher stops (see :meth:`close`)."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+
+    def _end(self) -> None:
+        self.stop()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        self._end()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Forked:
+    """A task process forked by a :class:`_Launcher`: pid, streams, exit code and peak RSS."""
+
+    def __init__(
+        self, launcher: _Launcher, module: str, arguments: list[str], cwd: str, env: dict[str, str]
+    ) -> None:
+        from realtor.launcher import HEADER
+
+        self.launcher = launcher
+        self.returncode: int | None = None
+        self._answer: tuple[int, int] | None = None
+        self._answer_lock = threading.Lock()
+        payload = json.dumps({"module": module, "args": arguments, "cwd": cwd, "env": env})
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.connection.connect(str(launcher.socket_path))
+            socket.send_fds(
+                self.connection, [HEADER.pack(len(payload.encode()))], [out_write, err_write]
+            )
+            self.connection.sendall(payload.encode())
+            self.answers = self.connection.makefile("rb")
+            first = json.loads(self.answers.readline() or b"{}")
+        except (OSError, ValueError) as exc:
+            first = {"error": str(exc)}
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        if "pid" not in first:
+            os.close(out_read)
+            os.close(err_read)
+            self.connection.close()
+            raise AirflowException(
+                f"the launcher of {module} did not start the run: "
+                f"{first.get('error') or 'no answer'}; its log {launcher.log_path}:\n"
+                f"{launcher._log_tail()}"
+            )
+        self.pid: int = first["pid"]
+        self.stdout: IO[str] = open(out_read, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.stderr: IO[str] = open(err_read, encoding="utf-8", errors="replace")  # noqa: SIM115
+
+    def _result(self, timeout: float | None) -> tuple[int, int]:
+        # the run's thread and on_kill's may both ask; the first reads, the other gets the same
+        if not self._answer_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError(f"no exit status of pid {self.pid} in {timeout} s")
+        try:
+            if self._answer is None:
+                self._answer = self._read_result(timeout)
+            return self._answer
+        finally:
+            self._answer_lock.release()
+
+    def _read_result(self, timeout: float | None) -> tuple[int, int]:
+        self.connection.settimeout(timeout)
+        line = self.answers.readline()
+        self.connection.close()
+        if not line:
+            raise AirflowException(
+                f"the launcher of {self.launcher.module} ended during the run (pid {self.pid}); "
+                f"its log {self.launcher.log_path}:\n{self.launcher._log_tail()}"
+            )
+        answer = json.loads(line)
+        self.returncode = os.waitstatus_to_exitcode(answer["status"])
+        return self.returncode, int(answer["maxrss_kib"])
+
+    def wait(self) -> tuple[int, int]:
+        """Exit code and peak RSS in KiB, as the launcher reaped them."""
+        return self._result(None)
+
+    def wait_after_kill(self, timeout: float) -> None:
+        try:
+            self._result(timeout)
+        except (OSError, TimeoutError) as exc:
+            raise subprocess.TimeoutExpired(str(self.pid), timeout) from exc
+
+
+#: one launcher per (interpreter, module, working directory), for as long as this process runs
+_launchers: dict[tuple[str, str, str], _Launcher] = {}
+_launchers_lock = threading.Lock()
+
+
+def launcher_for(python: str, module: str, cwd: str, env: dict[str, str]) -> _Launcher:
+    """The launcher of ``module``, started (with ``env``) when there is none or it ended."""
+    key = (python, module, cwd)
+    with _launchers_lock:
+        launcher = _launchers.get(key)
+        if launcher is None or not launcher.alive:
+            if not _launchers:
+                atexit.register(close_launchers)
+            launcher = _launchers[key] = _Launcher(python, module, cwd, env)
+        return launcher
+
+
+def close_launchers() -> None:
+    """Stop every launcher this process started (also done when it exits)."""
+    with _launchers_lock:
+        launchers = list(_launchers.values())
+        _launchers.clear()
+    for launcher in launchers:
+        launcher.stop()  # all at once, then wait for each
+    for launcher in launchers:
+        launcher.close()
+
+
 class LocalTaskOperator(BaseOperator):
     """Run ``<python> -m tasks.<name> <arguments>`` and push its JSON result as the XCom."""
 
@@ -63,6 +279,7 @@ class LocalTaskOperator(BaseOperator):
         env_vars: Mapping[str, str] | None = None,
         python: str | os.PathLike[str],
         cwd: str | os.PathLike[str],
+        preload: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,7 +288,8 @@ class LocalTaskOperator(BaseOperator):
         self.env_vars = dict(env_vars or {})
         self.python = str(python)
         self.cwd = str(cwd)
-        self._process: subprocess.Popen[str] | None = None
+        self.preload = preload
+        self._process: _Process | _Forked | None = None
 
     @property
     def command(self) -> list[str]:
@@ -117,22 +335,18 @@ class LocalTaskOperator(BaseOperator):
             self._stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def _start(self, env: dict[str, str]) -> _Process | _Forked:
+        if not self.preload:
+            return _Process(self.command, self.cwd, env)
+        launcher = launcher_for(self.python, self.module, self.cwd, env)
+        return launcher.start(self.module, [str(a) for a in self.arguments], self.cwd, env)
+
     def _run(self, env: dict[str, str]) -> tuple[int, list[str]]:
-        self._process = subprocess.Popen(
-            self.command,
-            cwd=self.cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # its own process group: on_kill ends its children too
-        )
+        self._process = process = self._start(env)
         lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
         pumps = [
             threading.Thread(target=_pump, args=(stream, name, lines), daemon=True)
-            for name, stream in (("stdout", self._process.stdout), ("stderr", self._process.stderr))
+            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
         ]
         for pump in pumps:
             pump.start()
@@ -148,23 +362,22 @@ class LocalTaskOperator(BaseOperator):
                 self.log.info("%s", line)
             else:
                 self.log.info("[stdout] %s", line)
-        # reap the process ourselves to read its peak memory (wait4's rusage)
-        _, status, usage = os.wait4(self._process.pid, 0)
-        self._process.returncode = returncode = os.waitstatus_to_exitcode(status)
-        self.peak_rss_mib = usage.ru_maxrss // 1024
+        # reaped by us (wait4) or by the launcher: the exit code and the peak memory
+        returncode, peak_rss_kib = process.wait()
+        self.peak_rss_mib = peak_rss_kib // 1024
         self.log.info("%s: exit %s, peak RSS %s MiB", self.module, returncode, self.peak_rss_mib)
         return returncode, list(tail)
 
     def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None or process.returncode is not None:
             return
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
+            process.wait_after_kill(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            process.wait_after_kill(timeout=10)
         except ProcessLookupError:
             pass
 

@@ -139,3 +139,17 @@ def test_a_new_task_needs_only_its_line_in_the_dag(load_dags, k8s_env, monkeypat
     assert pod.cmds == []  # its own image: the ENTRYPOINT is the task
     with pytest.raises(ValueError, match="module name"):
         pipeline_task("Explain-It", config=load_config({}))
+
+
+def test_local_preload_is_off_unless_asked_and_reaches_the_operator() -> None:
+    from realtor.config import PipelineConfigError, load_config
+    from realtor.factory import pipeline_task
+
+    assert load_config({}).local_preload is False  # a fresh interpreter per task, as a pod
+    assert pipeline_task("record", config=load_config({})).preload is False
+    preloaded = load_config({"PIPELINE_LOCAL_PRELOAD": "1"})
+    assert preloaded.local_preload is True
+    assert pipeline_task("record", config=preloaded).preload is True
+    assert load_config({"PIPELINE_LOCAL_PRELOAD": "no"}).local_preload is False
+    with pytest.raises(PipelineConfigError, match="PIPELINE_LOCAL_PRELOAD"):
+        load_config({"PIPELINE_LOCAL_PRELOAD": "maybe"})

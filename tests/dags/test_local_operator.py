@@ -8,43 +8,56 @@ prints a summary on stdout and logs on stderr, and fails on demand.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from realtor.local import LocalTaskOperator, task_environment
+from realtor.local import LocalTaskOperator, close_launchers, task_environment
 
 FAKE_TASK = textwrap.dedent(
     """
     import json, os, sys, time
-    args = sys.argv[1:]
-    mode = os.environ.get("FAKE_MODE", "ok")
-    for i in range(3):
-        print(f"log line {i}", file=sys.stderr, flush=True)
-        time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
-    if mode == "fail":
-        print("tasks.fake failed: the store is unreachable", file=sys.stderr)
-        sys.exit(1)
-    if mode == "bad-args":
-        print("tasks.fake: invalid input", file=sys.stderr)
-        sys.exit(2)
-    if mode == "no-result":
-        sys.exit(0)
-    result = {
-        "args": args,
-        "cwd": os.getcwd(),
-        "task_env": os.environ.get("TASK_ONLY"),
-        "airflow_private": sorted(k for k in os.environ if k.startswith("AIRFLOW__")),
-        "inherited": os.environ.get("INHERITED_SETTING"),
-    }
-    with open(os.environ["XCOM_RETURN_PATH"], "w") as handle:
-        json.dump(result, handle)
-    print("fake: done")
+
+    def main():
+        args = sys.argv[1:]
+        mode = os.environ.get("FAKE_MODE", "ok")
+        for i in range(3):
+            print(f"log line {i}", file=sys.stderr, flush=True)
+            time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+        if mode == "fail":
+            print("tasks.fake failed: the store is unreachable", file=sys.stderr)
+            sys.exit(1)
+        if mode == "bad-args":
+            print("tasks.fake: invalid input", file=sys.stderr)
+            sys.exit(2)
+        if mode == "no-result":
+            sys.exit(0)
+        result = {
+            "args": args,
+            "cwd": os.getcwd(),
+            "task_env": os.environ.get("TASK_ONLY"),
+            "airflow_private": sorted(k for k in os.environ if k.startswith("AIRFLOW__")),
+            "inherited": os.environ.get("INHERITED_SETTING"),
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "pgid": os.getpgid(0),
+            "name": __name__,
+        }
+        with open(os.environ["XCOM_RETURN_PATH"], "w") as handle:
+            json.dump(result, handle)
+        print("fake: done")
+
+    if __name__ == "__main__":
+        main()
     """
 )
+BROKEN_TASK = "raise ImportError('a library this task needs is missing')\n"
 
 
 @pytest.fixture
@@ -53,15 +66,23 @@ def fake_repo(tmp_path: Path) -> Path:
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "fake.py").write_text(FAKE_TASK)
+    (package / "broken.py").write_text(BROKEN_TASK)
     return tmp_path
 
 
-def _operator(repo: Path, **kwargs) -> LocalTaskOperator:
+@pytest.fixture(params=[False, True], ids=["fresh-interpreter", "preloaded-launcher"])
+def preload(request: pytest.FixtureRequest) -> Iterator[bool]:
+    yield request.param
+    close_launchers()
+
+
+def _operator(repo: Path, preload: bool = False, **kwargs) -> LocalTaskOperator:
     return LocalTaskOperator(
         task_id="fake",
-        module="faketasks.fake",
+        module=kwargs.pop("module", "faketasks.fake"),
         python=sys.executable,
         cwd=repo,
+        preload=preload,
         **kwargs,
     )
 
@@ -83,10 +104,12 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> _Lines:
     return lines
 
 
-def test_runs_the_command_and_returns_its_result(fake_repo, monkeypatch, captured) -> None:
+def test_runs_the_command_and_returns_its_result(fake_repo, monkeypatch, captured, preload) -> None:
     monkeypatch.setenv("INHERITED_SETTING", "from-airflow-env")
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:///secret.db")
-    operator = _operator(fake_repo, arguments=["--batch-id", "42"], env_vars={"TASK_ONLY": "1"})
+    operator = _operator(
+        fake_repo, preload, arguments=["--batch-id", "42"], env_vars={"TASK_ONLY": "1"}
+    )
     result = operator.execute(context={})
     assert result["args"] == ["--batch-id", "42"]
     assert result["cwd"] == str(fake_repo)
@@ -96,33 +119,38 @@ def test_runs_the_command_and_returns_its_result(fake_repo, monkeypatch, capture
     text = [line for _, line in captured.lines]
     assert "log line 0" in text
     assert "[stdout] fake: done" in text
+    assert result["name"] == "__main__"
+    assert result["pgid"] == result["pid"]  # its own process group, for on_kill
+    assert operator.peak_rss_mib > 0
 
 
-def test_streams_lines_as_they_come(fake_repo, monkeypatch, captured) -> None:
+def test_streams_lines_as_they_come(fake_repo, monkeypatch, captured, preload) -> None:
     monkeypatch.setenv("FAKE_SLEEP", "0.4")
-    _operator(fake_repo).execute(context={})
+    _operator(fake_repo, preload).execute(context={})
     stamps = {line: stamp for stamp, line in captured.lines}
     assert stamps["log line 2"] - stamps["log line 0"] > 0.5, "lines arrive while it runs"
 
 
-def test_failure_carries_the_last_lines_of_stderr(fake_repo, monkeypatch, captured) -> None:
+def test_failure_carries_the_last_lines_of_stderr(
+    fake_repo, monkeypatch, captured, preload
+) -> None:
     monkeypatch.setenv("FAKE_MODE", "fail")
     with pytest.raises(AirflowException, match="exited with 1") as failure:
-        _operator(fake_repo).execute(context={})
+        _operator(fake_repo, preload).execute(context={})
     assert "the store is unreachable" in str(failure.value)
     assert not isinstance(failure.value, AirflowFailException)  # retried
 
 
-def test_bad_arguments_fail_without_retry(fake_repo, monkeypatch, captured) -> None:
+def test_bad_arguments_fail_without_retry(fake_repo, monkeypatch, captured, preload) -> None:
     monkeypatch.setenv("FAKE_MODE", "bad-args")
     with pytest.raises(AirflowFailException, match="invalid input"):
-        _operator(fake_repo).execute(context={})
+        _operator(fake_repo, preload).execute(context={})
 
 
-def test_a_task_that_writes_no_result_fails(fake_repo, monkeypatch, captured) -> None:
+def test_a_task_that_writes_no_result_fails(fake_repo, monkeypatch, captured, preload) -> None:
     monkeypatch.setenv("FAKE_MODE", "no-result")
     with pytest.raises(AirflowException, match="wrote no result"):
-        _operator(fake_repo).execute(context={})
+        _operator(fake_repo, preload).execute(context={})
 
 
 def test_a_missing_interpreter_says_what_to_do(fake_repo, captured) -> None:
@@ -131,6 +159,49 @@ def test_a_missing_interpreter_says_what_to_do(fake_repo, captured) -> None:
     )
     with pytest.raises(AirflowFailException, match="PIPELINE_TASKS_PYTHON"):
         operator.execute(context={})
+
+
+def test_preloaded_runs_are_forked_from_one_launcher_per_module(fake_repo, captured) -> None:
+    try:
+        first = _operator(fake_repo, True).execute(context={})
+        second = _operator(fake_repo, True, arguments=["again"]).execute(context={})
+    finally:
+        close_launchers()
+    assert first["pid"] != second["pid"]
+    assert first["ppid"] == second["ppid"] != os.getpid()  # the same launcher forked both
+    assert second["args"] == ["again"]
+
+
+def test_a_launcher_that_cannot_import_its_task_fails_loudly(fake_repo, captured) -> None:
+    try:
+        with pytest.raises(AirflowException, match="a library this task needs is missing"):
+            _operator(fake_repo, True, module="faketasks.broken").execute(context={})
+    finally:
+        close_launchers()
+
+
+def test_on_kill_stops_the_running_task(fake_repo, monkeypatch, captured, preload) -> None:
+    monkeypatch.setenv("FAKE_SLEEP", "5")
+    operator = _operator(fake_repo, preload)
+    failures: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            operator.execute(context={})
+        except BaseException as exc:
+            failures.append(exc)
+
+    runner = threading.Thread(target=execute)
+    started = time.monotonic()
+    runner.start()
+    while not any(line == "log line 0" for _, line in captured.lines):
+        assert time.monotonic() - started < 60, "the task never logged"
+        time.sleep(0.05)
+    operator.on_kill()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert time.monotonic() - started < 12, "stopped, not run to its end (15 s)"
+    assert failures and "exited with -15" in str(failures[0])
 
 
 def test_task_environment_points_xcom_at_the_given_file(tmp_path: Path) -> None:

@@ -1,0 +1,186 @@
+"""A fork server for one task of the local runtime: its imports paid once, each run forked.
+
+    <tasks' python> dags/realtor/launcher.py --socket PATH tasks.<name>
+
+Started by :class:`realtor.local.LocalTaskOperator` when ``PIPELINE_LOCAL_PRELOAD`` is on (``make
+demo`` turns it on). It imports ``tasks.<name>`` and calls its ``preload()`` if it has one (the
+heavy libraries its runs import, and the environment defaults its runs set before importing
+them), then says ``ready`` on stdout and serves on the Unix socket PATH. Each connection asks
+for one run: the arguments, the environment and the working directory as JSON, the run's stdout
+and stderr as file descriptors (SCM_RIGHTS). The launcher forks; the child becomes the run, as
+``python -m tasks.<name> <arguments>`` would be: its own session (so the operator can stop its
+process group), stdin from /dev/null, the given stdout and stderr, the working directory first on
+``sys.path``, the run's environment and arguments, then the module as ``__main__`` and the
+interpreter's normal exit (exit code, ``atexit``, threads). The launcher answers the child's pid
+at once and, when the child ends, its wait status and peak RSS (``wait4``).
+
+It ends when its stdin reaches end of file (the process that started it is gone) or on SIGTERM,
+and stops the runs still going (SIGTERM to their process groups).
+
+What differs from a fresh interpreter: what ``preload()`` imports was imported once, before the
+run's environment was set, so a library that reads an environment variable at import time reads
+the launcher's (the Airflow process's environment; the tasks read their settings at run time).
+Only the standard library is imported here: this file runs with the tasks' interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+HEADER = struct.Struct("!I")  # the request's length, sent with the two file descriptors
+
+
+def receive_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The request on ``conn``: its JSON and the stdout/stderr descriptors sent with it."""
+    header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 2)
+    if len(header) != HEADER.size or len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("a request starts with its length and two file descriptors")
+    (length,) = HEADER.unpack(header)
+    payload = b""
+    while len(payload) < length:
+        chunk = conn.recv(length - len(payload))
+        if not chunk:
+            raise ValueError("the request ended early")
+        payload += chunk
+    request = json.loads(payload)
+    return request, fds
+
+
+def reply(conn: socket.socket, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):  # the operator went away: nothing to tell
+        conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def reap(running: dict[int, socket.socket]) -> None:
+    """Tell the operators of the runs that ended their wait status and peak RSS (KiB)."""
+    while running:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = running.pop(pid, None)
+        if conn is not None:
+            reply(conn, {"status": status, "maxrss_kib": usage.ru_maxrss})
+            conn.close()
+
+
+def serve(listener: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """Fork a run per request until stdin ends; returns only in a forked child, with its request."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    running: dict[int, socket.socket] = {}
+    try:
+        while True:
+            ready, _, _ = select.select([listener, sys.stdin, wake_read], [], [], 5.0)
+            if wake_read in ready:
+                os.read(wake_read, 512)
+            reap(running)
+            if sys.stdin in ready and not os.read(sys.stdin.fileno(), 512):
+                sys.exit(0)  # the process that started this one is gone
+            if listener not in ready:
+                continue
+            conn, _ = listener.accept()
+            try:
+                conn.settimeout(30)
+                request, fds = receive_request(conn)
+                conn.settimeout(None)
+            except (OSError, ValueError) as exc:
+                reply(conn, {"error": f"bad request: {exc}"})
+                conn.close()
+                continue
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # the run: leave the server's state behind
+                signal.set_wakeup_fd(-1)
+                for handled in (signal.SIGCHLD, signal.SIGTERM):
+                    signal.signal(handled, signal.SIG_DFL)
+                for other in (listener, conn, *running.values()):
+                    other.close()
+                running.clear()  # the server's runs are not this child's to stop
+                os.close(wake_read)
+                os.close(wake_write)
+                return request, fds
+            for fd in fds:
+                os.close(fd)
+            running[pid] = conn
+            reply(conn, {"pid": pid})
+    finally:
+        for pid in running:  # the server stops: so do its runs
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+
+
+def become(request: dict[str, Any], fds: list[int]) -> None:
+    """This forked process becomes ``python -m <module> <args>`` in the request's environment."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    for fd in (devnull, *fds):
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.path[0] = os.getcwd()  # as ``python -m`` puts it
+    sys.argv = [request["module"], *request["args"]]
+    for stream in (sys.stdout, sys.stderr):  # the operator reads lines as they are written
+        stream.reconfigure(line_buffering=True)
+
+
+def preload(module: str) -> None:
+    """Import ``module`` and what its runs import (its ``preload()``), then forget the module
+    itself: each run executes it afresh as ``__main__``."""
+    loaded = importlib.import_module(module)
+    hook = getattr(loaded, "preload", None)
+    if hook is not None:
+        hook()
+    del sys.modules[module]
+    parent, _, name = module.rpartition(".")
+    if parent and hasattr(sys.modules.get(parent), name):
+        delattr(sys.modules[parent], name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--socket", required=True, help="the Unix socket to serve on")
+    parser.add_argument("module", help="the task's module, e.g. tasks.validate")
+    args = parser.parse_args()
+    sys.path[0] = os.getcwd()  # the task's package, as ``python -m`` finds it (not this folder)
+    preload(args.module)
+    # what the imports created lives as long as the launcher and every run: out of the
+    # collector's sight, in the launcher and in the runs it forks (their collections and their
+    # exits do not walk it again, and do not touch the pages they share with the launcher)
+    gc.freeze()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(args.socket)
+    listener.listen(8)
+    print("ready", flush=True)
+    request, fds = serve(listener)
+    become(request, fds)
+    import runpy
+
+    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
