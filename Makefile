@@ -74,10 +74,27 @@ serve: setup ## serving (:8000) and the UI (:8501) on the demo's stores until Ct
 demo-fetch: setup ## the ingestion alone: start the simulator, fetch every batch, print the raw zone
 	$(PY) scripts/demo_fetch.py
 
+# The main suite runs on TEST_WORKERS pytest-xdist workers, each running whole work units (a module,
+# or the modules that share one expensive session fixture), the longest first: see
+# tests/support/xdist_units.py. The DAG tests (Airflow's env) and the cluster checks share nothing
+# with it: they run meanwhile in the background, and their output follows the suite's.
+TEST_WORKERS ?= 2
+TEST_LOGS := .cache/test-logs
+
 test: setup lint ## every test: unit, integration (Postgres, SeaweedFS, MLflow, simulator), DAG, cluster
-	$(PY) -m pytest tests --ignore=tests/dags --ignore=tests/cluster --durations=20
-	@if [ -d tests/dags ]; then $(AIRFLOW_PY) -m pytest tests/dags; fi
-	@if [ -x cluster/validate.sh ]; then cluster/validate.sh; fi
+	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
+	@( rc=0; if [ -d tests/dags ]; then $(AIRFLOW_PY) -m pytest tests/dags >$(TEST_LOGS)/dags.log 2>&1 || rc=$$?; fi; \
+	   echo $$rc >$(TEST_LOGS)/dags.rc; \
+	   rc=0; if [ -x cluster/validate.sh ]; then cluster/validate.sh >$(TEST_LOGS)/cluster.log 2>&1 || rc=$$?; fi; \
+	   echo $$rc >$(TEST_LOGS)/cluster.rc ) & \
+	rc=0; $(PY) -m pytest tests --ignore=tests/dags --ignore=tests/cluster \
+	  -n $(TEST_WORKERS) --dist loadscope --durations=20 || rc=$$?; \
+	wait; \
+	for part in dags cluster; do \
+	  printf '\n===== %s (in the background meanwhile)\n' "$$part"; cat $(TEST_LOGS)/$$part.log 2>/dev/null || true; \
+	  [ "$$(cat $(TEST_LOGS)/$$part.rc)" = 0 ] || { echo "$$part: FAILED"; rc=1; }; \
+	done; \
+	exit $$rc
 
 test-dags: setup ## DAG parse, structure and pod tests (the Airflow env)
 	$(AIRFLOW_PY) -m pytest tests/dags

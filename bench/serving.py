@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 
+from bench import http_load  # noqa: E402
 from bench.payloads import realistic_records  # noqa: E402
 from scripts.local_apps import background  # noqa: E402
 
@@ -237,7 +238,7 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
 
 
-async def closed_loop(
+def closed_loop(
     target: Target,
     path: str,
     bodies: list[bytes],
@@ -248,57 +249,58 @@ async def closed_loop(
     scenario: str,
 ) -> Result:
     """``connections`` clients, each sending its next body as soon as the last one answered."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    headers = {"content-type": "application/json"}
-    latencies: list[float] = []
-    counts = {"requests": 0, "errors": 0}
-    async with httpx.AsyncClient(base_url=target.url, limits=limits, timeout=60) as client:
-        started = time.perf_counter()
-        measure_from = started + warmup
-        stop_at = measure_from + seconds
+    requests = [http_load.encode_post(target.url, path, body) for body in bodies]
+    cpu: dict[str, float] = {}
 
-        async def worker(index: int) -> None:
-            k = index
-            while True:
-                body = bodies[k % len(bodies)]
-                k += connections
-                sent = time.perf_counter()
-                if sent >= stop_at:
-                    return
-                try:
-                    answer = await client.post(path, content=body, headers=headers)
-                    ok = answer.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                done = time.perf_counter()
-                if sent >= measure_from:
-                    counts["requests"] += 1
-                    if ok:
-                        latencies.append(done - sent)
-                    else:
-                        counts["errors"] += 1
-
-        cpu: dict[str, float] = {}
-
+    async def measured() -> http_load.LoadResult:
         async def snapshot() -> None:
-            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            cpu["server"], cpu["client"] = cpu_seconds(target.pid), time.process_time()
+            await asyncio.sleep(warmup)
+            cpu["server"] = cpu_seconds(target.pid)
 
-        await asyncio.gather(snapshot(), *(worker(i) for i in range(connections)))
-        elapsed = time.perf_counter() - measure_from
-        server_cpu = cpu_seconds(target.pid) - cpu["server"]
-        client_cpu = time.process_time() - cpu["client"]
+        load, _ = await asyncio.gather(
+            http_load.run(
+                target.url, requests, connections=connections, seconds=seconds, warmup=warmup
+            ),
+            snapshot(),
+        )
+        return load
+
+    load = run_async(measured())
+    if load.first_error:
+        say(f"  {target.name}: {load.errors} failed request(s), the first: {load.first_error}")
     return Result(
         target=target.name,
         scenario=scenario,
-        requests=counts["requests"],
-        rows=(counts["requests"] - counts["errors"]) * rows_per_body,
-        errors=counts["errors"],
-        seconds=elapsed,
-        latencies=latencies,
-        server_cpu=server_cpu,
-        client_cpu=client_cpu,
+        requests=load.requests,
+        rows=(load.requests - load.errors) * rows_per_body,
+        errors=load.errors,
+        seconds=load.seconds,
+        latencies=load.latencies,
+        server_cpu=cpu_seconds(target.pid) - cpu["server"],
+        client_cpu=load.client_cpu,
     )
+
+
+def run_async(coroutine: Any) -> Any:
+    """The client's event loop: uvloop where installed (lighter), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Keep a process and its children on ``cpus`` (Linux), so client and service do not
+    take turns on one core while the other idles."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            proc.cpu_affinity(sorted(cpus))
+        except psutil.Error:
+            continue
 
 
 async def warm_up(target: Target, bodies: list[bytes]) -> None:
@@ -327,39 +329,35 @@ def run_scenarios(
         asyncio.run(warm_up(target, [*singles[target.name][:30], *batches[target.name][:2]]))
     for connections in CONNECTIONS:
         for target in targets:
-            result = asyncio.run(
-                closed_loop(
-                    target,
-                    target.predict_path,
-                    singles[target.name],
-                    1,
-                    connections,
-                    seconds,
-                    warmup,
-                    f"1 row, {connections} conn",
-                )
+            result = closed_loop(
+                target,
+                target.predict_path,
+                singles[target.name],
+                1,
+                connections,
+                seconds,
+                warmup,
+                f"1 row, {connections} conn",
             )
             report(result)
             results.append(result)
     for target in targets:
-        result = asyncio.run(
-            closed_loop(
-                target,
-                target.predict_path,
-                batches[target.name],
-                BATCH_ROWS,
-                1,
-                seconds,
-                warmup,
-                f"{BATCH_ROWS} rows, 1 conn",
-            )
+        result = closed_loop(
+            target,
+            target.predict_path,
+            batches[target.name],
+            BATCH_ROWS,
+            1,
+            seconds,
+            warmup,
+            f"{BATCH_ROWS} rows, 1 conn",
         )
         report(result)
         results.append(result)
     serving = targets[0]
     explain_bodies = [json.dumps(r).encode() for r in records]
-    result = asyncio.run(
-        closed_loop(serving, "/explain", explain_bodies, 1, 1, seconds, warmup, "/explain, 1 conn")
+    result = closed_loop(
+        serving, "/explain", explain_bodies, 1, 1, seconds, warmup, "/explain, 1 conn"
     )
     report(result)
     results.append(result)
@@ -387,6 +385,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--records", type=int, default=3000, help="distinct records sent")
     parser.add_argument("--skip-mlflow", action="store_true", help="serving only")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the kernel place client and services (default: services on CPU 0, "
+        "this client on the others, when there are at least 2)",
+    )
     return parser
 
 
@@ -436,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         log_path=workdir / "serving.log",
     ) as served:
         serving.pid = served.pid
+        pinned = args.pin and (os.cpu_count() or 1) >= 2
+        if pinned:
+            others = set(range(1, os.cpu_count() or 2))
+            pin(served.pid, {0})
+            os.sched_setaffinity(0, others)
+            say(f"pinned: services on CPU 0, this client on CPU {sorted(others)}")
         say(f"serving ready (pid {served.pid}), RSS {current_rss_mib(served.pid):.0f} MiB")
         targets = [serving]
         if args.skip_mlflow:
@@ -450,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                 log_path=workdir / "mlflow.log",
             ) as mlflow_process:
                 mlflow_target.pid = mlflow_process.pid
+                if pinned:
+                    pin(mlflow_process.pid, {0})
                 say("mlflow models serve ready")
                 results = run_scenarios(
                     [serving, mlflow_target], records, args.seconds, args.warmup

@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         workers=1,
+        # By name, not "auto": a missing C parser or loop fails the start instead of silently
+        # costing twice the CPU per request (h11 and asyncio's pure-Python loop).
+        http="httptools",
+        loop="uvloop",
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=5,

@@ -35,6 +35,7 @@ from serving.http_metrics import RequestMetrics
 from serving.inference_export import InferenceExporter
 from serving.inference_log import InferenceLogWriter, log_rows
 from serving.metrics import CONTENT_TYPE, ServingMetrics
+from serving.predict_lane import Answer, PredictLane
 from serving.records import (
     Record,
     RecordsInvalidError,
@@ -75,17 +76,26 @@ A new version is loaded in the background when the alias moves and swapped in at
 """
 
 
-def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _answer(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Answer:
+    encoded = json.dumps(body, allow_nan=False, default=str).encode()
+    return Answer(status_code, encoded, tuple((headers or {}).items()))
+
+
+def _response(answer: Answer) -> Response:
     return Response(
-        json.dumps(body, allow_nan=False, default=str).encode(),
-        status_code=status_code,
+        answer.body,
+        status_code=answer.status,
         media_type="application/json",
-        headers=headers,
+        headers=dict(answer.headers),
     )
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return _response(_answer(body, status_code, headers))
+
+
+def _request_id(given: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new one."""
     return given if given and REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
@@ -196,24 +206,50 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.watcher = watcher
     app.state.inference_log = writer
     app.state.inference_export = exporter
-    app.add_middleware(RequestMetrics, metrics=metrics)
 
-    def unavailable(request_id: str | None = None) -> Response:
+    def unavailable(request_id: str | None = None) -> Answer:
         message = no_model_message(
             settings.model_alias, settings.model_name, watcher.registry, watcher.loading
         )
         body: dict[str, Any] = {"detail": message}
         if request_id:
             body["request_id"] = request_id
-        return _json(body, 503, {"Retry-After": "5"})
+        return _answer(body, 503, {"Retry-After": "5"})
 
-    def parse(body: bytes, max_rows: int) -> tuple[list[Record], bool] | Response:
+    def parse(body: bytes, max_rows: int) -> tuple[list[Record], bool] | Answer:
         try:
             return parse_records(body, max_rows)
         except RecordsTooLargeError as exc:
-            return _json({"detail": str(exc)}, 413)
+            return _answer({"detail": str(exc)}, 413)
         except RecordsInvalidError as exc:
-            return _json({"detail": _body_errors(exc)}, 422)
+            return _answer({"detail": _body_errors(exc)}, 422)
+
+    async def answer_predict(body: bytes, given_request_id: str | None) -> Answer:
+        """POST /predict, for the FastAPI route and the ASGI lane alike."""
+        started = time.perf_counter()
+        request_id = _request_id(given_request_id)
+        parsed = parse(body, settings.max_batch_rows)
+        if isinstance(parsed, Answer):
+            return parsed
+        records, _ = parsed
+        if watcher.current is None:
+            return unavailable(request_id)
+        try:
+            result = await batcher.predict([r.features() for r in records], request_id)
+        except NoModelError:
+            return unavailable(request_id)
+        except ValueError as exc:  # a value the model itself refuses
+            return _answer({"detail": f"the model cannot predict these records: {exc}"}, 422)
+        metrics.prediction_latency.observe(time.perf_counter() - started)
+        return _answer(
+            {
+                "request_id": request_id,
+                "model_name": result.model.name,
+                "model_version": result.model.version,
+                "prices": result.prices.tolist(),
+            },
+            headers={"X-Request-ID": request_id, "X-Model-Version": result.model.version},
+        )
 
     @app.get("/health", summary="Liveness: 200 while the process runs")
     def health() -> dict[str, Any]:
@@ -263,29 +299,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         },
     )
     async def predict(request: Request) -> Response:
-        started = time.perf_counter()
-        request_id = _request_id(request)
-        parsed = parse(await request.body(), settings.max_batch_rows)
-        if isinstance(parsed, Response):
-            return parsed
-        records, _ = parsed
-        if watcher.current is None:
-            return unavailable(request_id)
-        try:
-            result = await batcher.predict([r.features() for r in records], request_id)
-        except NoModelError:
-            return unavailable(request_id)
-        except ValueError as exc:  # a value the model itself refuses
-            return _json({"detail": f"the model cannot predict these records: {exc}"}, 422)
-        metrics.prediction_latency.observe(time.perf_counter() - started)
-        return _json(
-            {
-                "request_id": request_id,
-                "model_name": result.model.name,
-                "model_version": result.model.version,
-                "prices": result.prices.tolist(),
-            },
-            headers={"X-Request-ID": request_id, "X-Model-Version": result.model.version},
+        # Served by PredictLane (below) before routing; declared here for OpenAPI and /docs.
+        return _response(
+            await answer_predict(await request.body(), request.headers.get("x-request-id"))
         )
 
     @app.post(
@@ -310,10 +326,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         },
     )
     async def explain(request: Request) -> Response:
-        request_id = _request_id(request)
+        request_id = _request_id(request.headers.get("x-request-id"))
         parsed = parse(await request.body(), 1)
-        if isinstance(parsed, Response):
-            return parsed
+        if isinstance(parsed, Answer):
+            return _response(parsed)
         records, was_list = parsed
         if was_list:
             return _json(
@@ -330,7 +346,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             )
         model = watcher.current
         if model is None:
-            return unavailable(request_id)
+            return _response(unavailable(request_id))
         if model.explainer is None:
             return _json({"detail": model.fast_path.explain_reason, "request_id": request_id}, 503)
         features = records[0].features()
@@ -448,4 +464,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost last: the metrics time the lane's requests too.
+    predict_route = next(r for r in app.routes if getattr(r, "path", None) == "/predict")
+    app.add_middleware(PredictLane, path="/predict", handler=answer_predict, route=predict_route)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app

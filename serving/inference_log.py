@@ -87,6 +87,7 @@ class RowBuffer:
         self._rows: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._wanted = 1  # rows the waiting taker asked for: fewer do not wake it
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -96,14 +97,16 @@ class RowBuffer:
         with self._cond:
             room = max(0, self.capacity - len(self._rows))
             self._rows.extend(rows[:room])
-            if len(self._rows) >= 1:
+            if len(self._rows) >= self._wanted:  # else the taker's timeout collects them
                 self._cond.notify()
             return max(0, len(rows) - room)
 
     def take(self, max_rows: int, wait_seconds: float) -> list[dict[str, Any]]:
         """Up to ``max_rows`` rows, waiting at most ``wait_seconds`` for that many."""
         with self._cond:
+            self._wanted = max(1, max_rows)
             self._cond.wait_for(lambda: len(self._rows) >= max_rows or self._closed, wait_seconds)
+            self._wanted = 1
             count = min(max_rows, len(self._rows))
             return [self._rows.popleft() for _ in range(count)]
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint, seaweedfs
+from tests.support.xdist_units import check_units, fail_outside_its_unit, make_scheduler
 
 if TYPE_CHECKING:  # the Airflow env runs tests/dags with this conftest too: import lazily
     from tests.support.served_model import ServedStack, ServingProcess
@@ -19,6 +20,25 @@ if TYPE_CHECKING:  # the Airflow env runs tests/dags with this conftest too: imp
 
 #: mlflow.set_tracking_uri / set_registry_uri also write these to the environment
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook (the Airflow env has no xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadscope``: whole work units per worker, the longest first
+    (tests/support/xdist_units.py); any other ``--dist`` is xdist's own."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    return make_scheduler(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the units table must be complete
+        check_units(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_outside_its_unit(item)  # before any fixture is built
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -18,6 +18,7 @@ promote on 2 cores, more for train).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,16 +83,38 @@ class _Process:
         self.stdout: IO[str] = self.popen.stdout
         self.stderr: IO[str] = self.popen.stderr
         self.returncode: int | None = None
+        self.peak_rss_kib = 0
+        self._reaping = threading.Lock()
 
     def wait(self) -> tuple[int, int]:
-        """Exit code and peak RSS in KiB (reaped here, for ``wait4``'s rusage)."""
-        _, status, usage = os.wait4(self.pid, 0)
-        self.popen.returncode = self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode, usage.ru_maxrss
+        """Exit code and peak RSS in KiB (reaped here, for ``wait4``'s rusage).
+
+        The task's thread waits here while ``on_kill`` may reap the same child from another
+        thread: whoever reaps records the outcome under a lock, the other reads it.
+        """
+        with contextlib.suppress(ChildProcessError):  # already reaped by the other thread
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)  # exited; not reaped yet
+        self._reap()
+        assert self.returncode is not None
+        return self.returncode, self.peak_rss_kib
 
     def wait_after_kill(self, timeout: float) -> None:
-        self.popen.wait(timeout=timeout)
-        self.returncode = self.popen.returncode
+        deadline = time.monotonic() + timeout
+        while not self._reap():
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.popen.args, timeout)
+            time.sleep(0.05)
+
+    def _reap(self) -> bool:
+        """Reap the child if it has exited (once, whichever thread comes first)."""
+        with self._reaping:
+            if self.returncode is None:
+                pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+                if pid == 0:
+                    return False
+                self.popen.returncode = self.returncode = os.waitstatus_to_exitcode(status)
+                self.peak_rss_kib = usage.ru_maxrss
+            return True
 
 
 class _Launcher:

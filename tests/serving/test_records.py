@@ -6,11 +6,14 @@ import datetime as dt
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serving.records import (
     Record,
     RecordsInvalidError,
     RecordsTooLargeError,
+    _parse_slowly,
     parse_records,
     records_schema,
 )
@@ -117,3 +120,34 @@ def test_the_openapi_body_schema_bounds_the_list():
     assert schema["anyOf"][1]["maxItems"] == 7 and schema["anyOf"][1]["minItems"] == 1
     properties = Record.model_json_schema()["properties"]
     assert set(FEATURES) <= set(properties)
+
+
+_KEYS = [*FEATURES, "price", "street", "garage"]
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 200_000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "Texas", "02139", "2139", "2015-06-30", "2020-13-01", "1700-01-01"]),
+    st.text(max_size=5),
+)
+_RECORDS = st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6)
+_BODIES = st.one_of(_RECORDS, st.lists(_RECORDS, max_size=5), _VALUES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_BODIES, pad=st.sampled_from(["", " ", "\n"]))
+def test_the_one_pass_parse_answers_as_the_reference_parse(body, pad):
+    """validate_json (the fast path) and json.loads + validate_python agree on every body."""
+    raw = (pad + json.dumps(body)).encode()
+
+    def outcome(parse):
+        try:
+            records, was_list = parse(raw, 3)
+        except RecordsTooLargeError as exc:
+            return ("413", str(exc))
+        except RecordsInvalidError as exc:
+            return ("422", [(e["type"], e["loc"]) for e in exc.errors])
+        return ("ok", [r.model_dump() for r in records], was_list)
+
+    assert outcome(parse_records) == outcome(_parse_slowly)

@@ -1,4 +1,10 @@
-"""A real MLflow tracking server: Postgres backend store, artifacts proxied to S3."""
+"""A real MLflow tracking server: Postgres backend store, artifacts proxied to S3.
+
+The server's job runner (MLflow 3's background jobs for its GenAI features: a huey consumer
+per job queue, each a Python process importing MLflow) is switched off: the platform uses
+tracking, artifacts and the registry only, and those eight processes doubled the time to start
+the server and held up its stop (SIGTERM waited for the consumers) on 2 cores.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +49,12 @@ class MlflowServer:
             "--artifacts-destination",
             f"s3://{artifacts_bucket}",
         ]
+        self.env = {**s3.env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.process = None
 
     def start(self) -> str:
         self.process = start_process(
-            self.command, log_path=self.log_path, env=self.s3.env(), cwd=self.workdir
+            self.command, log_path=self.log_path, env=self.env, cwd=self.workdir
         )
         wait_http(f"{self.uri}/health", self.process, log_path=self.log_path, timeout=120)
         return self.uri

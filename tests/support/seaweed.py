@@ -95,6 +95,11 @@ class SeaweedServer:
             f"-s3.port={self.s3_port}",
             "-webdav=false",
             "-master.telemetry=false",
+            # the Iceberg catalog and Lance namespace listeners default to fixed ports (8181,
+            # 9101): off, so that two servers (a test's own beside the session's, or two
+            # sessions) never collide; the tests use the S3 API only
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             *(f"-{name}={port}" for name, port in self.ports.items()),
         ]
         log_path = self.workdir / "weed.log"

@@ -145,7 +145,7 @@ def run_task(step: str, batch_id: int, env: dict[str, str], **extra: str) -> dic
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # as the story's tasks: a train starved of CPU by other work
     )
     assert done.returncode == 0, f"{step} exited {done.returncode}:\n{done.stderr[-3000:]}"
     return json.loads(xcom.read_text())
