@@ -8,7 +8,9 @@ the Airflow CLI of ``.venv-airflow``. Everything is embedded, nothing needs Dock
   DATA_API_URL=http://host:port``, e.g. the course's API): then nothing is started;
 - Airflow's metadata in SQLite under ``var/airflow`` (``airflow db migrate`` on first use);
 - the ledger ``var/ledger.db`` (SQLite), the lake ``var/lake`` (file://), MLflow
-  ``var/mlflow.db`` (a local SQLite store), the tasks as subprocesses (``PIPELINE_RUNTIME=local``).
+  ``var/mlflow.db`` (a local SQLite store), the tasks as processes (``PIPELINE_RUNTIME=local``)
+  forked from a launcher per task that imported its libraries once
+  (``PIPELINE_LOCAL_PRELOAD=1``; ``0`` starts a fresh interpreter per task, as a pod does).
 
 With its own simulator it triggers ``realtor_replay`` (start the API's batches and the ledger
 cursor over; with an external API only when ``--replay`` asks: restarting the course's API
@@ -16,10 +18,11 @@ resets the group's cursor for everyone using that group), then
 ``airflow dags test realtor_pipeline`` per batch until fetch reports ``exhausted``, showing each
 task's summary line as it finishes, and prints what happened to every batch, read back from
 the ledger. The ``airflow`` commands run one after the other in one Airflow process
-(``scripts/airflow_runs.py``), which pays Airflow's start-up once instead of once per run. The
-last lines say where the time went (each phase's wall clock, the task processes' share of the
-DAG runs, the CPU time of everything the demo started). Then it starts serving on the same stores, prices a few houses, explains one, and
-stops it (``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running).
+(``scripts/airflow_runs.py``), which pays Airflow's start-up once instead of once per run.
+Then it starts serving on the same stores, prices a few houses, explains one, and stops it
+(``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running). The last lines
+say where the time went (each phase's wall clock, the task processes' share of the DAG runs,
+the CPU time of everything the demo started).
 ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
 without it, batches already in the ledger come back as duplicates and keep their decisions.
 Whatever it started, it stops (also on Ctrl-C). Environment variables already set win over
