@@ -564,7 +564,7 @@ class FastModel:
         self.regressor = regressor
         self._forest = forest
         self._inverse = inverse
-        #: Output column names of the preprocessor (``state__state_CA``, ...).
+        #: Output column names of the preprocessor (``status__status_sold``, ``state__state``, ...).
         self.feature_names: tuple[str, ...] = tuple(feature_names)
         #: The input columns read, in the model's order.
         self.inputs: tuple[str, ...] = tuple(

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks import threads
 from tasks.logs import configure_logging, get_logger
 from tasks.settings import TaskSettings, client_limits_env, get_settings
 from tasks.xcom import write_result
@@ -120,17 +121,6 @@ def _parser(name: str, inputs: type[TaskInputs], doc: str | None) -> argparse.Ar
     return parser
 
 
-def quiet_openmp_waits() -> None:
-    """Idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, unless set).
-
-    scikit-learn's OpenMP runtime (libgomp) spins idle threads by default: on a node busier
-    than its cores, HistGradientBoosting with 2 threads was measured 12 times slower than with
-    one (101 s vs 8.8 s, load average 7); with passive waits the same fit took 2.8 s. Read
-    once, when the runtime loads: called before any task imports scikit-learn.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 #: the collector's thresholds in a task process (Python's defaults: 700, 10, 10)
 GC_THRESHOLDS = (10_000, 10, 10)
 
@@ -180,7 +170,7 @@ def run_task(
         print(json.dumps(inputs_model.model_json_schema(), indent=2))
         return 0
     given = {k: v for k, v in vars(args).items() if k != "schema" and v is not None}
-    quiet_openmp_waits()
+    threads.choose_waits()  # before any import of scikit-learn (its OpenMP runtime reads it)
     try:
         settings = get_settings()
     except ValidationError as exc:

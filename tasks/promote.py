@@ -235,11 +235,11 @@ def summary(result: dict[str, Any]) -> str:
 
 def preload() -> None:
     """What a run imports where it is used, for a launcher that forks runs from one
-    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits made passive
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits chosen
     first as :func:`tasks.cli.run_task` does (the runtime reads them when it loads)."""
-    from tasks.cli import quiet_openmp_waits
+    from tasks import threads
 
-    quiet_openmp_waits()
+    threads.choose_waits()
     import mlflow.pyfunc
     import mlflow.sklearn  # noqa: F401
     import skops.io  # noqa: F401

@@ -121,7 +121,7 @@ class TaskSettings(BaseSettings):
     )
     train_max_trials: int = Field(20, ge=1)
     train_search_row_budget: int = Field(
-        200_000,
+        80_000,
         ge=1,
         description="the search runs this many rows' worth of trials: budget / fit rows trials "
         "(at least 3, at most TRAIN_MAX_TRIALS); pruned trials cost less",
@@ -129,16 +129,18 @@ class TaskSettings(BaseSettings):
     train_max_rows: int = Field(400_000, ge=1000, description="subsample cap (memory bound)")
     holdout_share: float = Field(0.2, gt=0, lt=1)
     train_search_max_rows: int = Field(
-        50_000,
+        20_000,
         ge=100,
-        description="rows the hyperparameter search fits on (the final fit uses all)",
+        description="rows the hyperparameter search fits on, and validates on (the final fit uses "
+        "all)",
     )
     train_threads: int = Field(
         0,
         ge=0,
-        description="OpenMP threads of training and scoring; 0 = the CPU limit of the pod (the "
-        "cgroup's cpu.max, else the CPUs the process may run on): never more threads than the "
-        "pod may use, since HistGradientBoosting slows down many times over when oversubscribed",
+        description="OpenMP threads of training and scoring; 0 = decided per fit by "
+        "tasks.threads.training_threads: one thread below 200,000 rows or when the machine is "
+        "busy when the task starts (idle threads then sleep), else the CPU limit of the pod (the "
+        "cgroup's cpu.max, else the CPUs the process may run on)",
     )
 
     # promote

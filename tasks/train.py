@@ -16,24 +16,23 @@ fails: a model is never trained without a recorded reason). The steps (:func:`_t
 5. log: the MLflow run and a new registered version (:mod:`tasks.training_log`);
 6. record: the ``trainings`` row of the ledger.
 
-Training and scoring use ``TRAIN_THREADS`` OpenMP threads (0: the pod's CPU limit).
+Training and scoring use ``TRAIN_THREADS`` OpenMP threads (0: :func:`tasks.threads.training_threads`
+decides, for the search's rows and for all training rows).
 Idempotent: a batch with a training returns it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import redirect_stdout
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import registry
+from tasks import registry, threads
 from tasks.cli import BatchInputs, run_task
 from tasks.ledger import Batch, DriftDecision, Ledger, Training
 from tasks.lifecycle_ledger import find_drift_decision, find_training, record_training
@@ -60,37 +59,6 @@ class TrainInputs(BatchInputs):
 
 class TrainingRefusedError(RuntimeError):
     """The ledger does not justify (or allow) a training for this batch."""
-
-
-def cpu_limit() -> int:
-    """The CPUs this process may use: the cgroup's quota (a pod's CPU limit) if lower."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-    except (OSError, ValueError):
-        return max(1, available)
-    if quota == "max":
-        return max(1, available)
-    return max(1, min(available, int(int(quota) // int(period)) or 1))
-
-
-#: fewer training rows than this: one OpenMP thread. On small data a second thread costs more
-#: than it gives: HistGradientBoosting opens a parallel region per node, and with passive waits
-#: (``OMP_WAIT_POLICY=PASSIVE``, see :func:`tasks.cli.quiet_openmp_waits`) each one wakes the
-#: sleeping thread. Measured on the 2-core development VM (one fit of 100 trees, 40 features,
-#: load average 1-1.5): 2 threads took 1.3-2.1x the wall time and CPU of one thread from 1,000
-#: to 100,000 rows (bench/README.md, "Start-up of each task and `make demo`").
-MIN_ROWS_PER_EXTRA_THREAD = 50_000
-
-
-def training_threads(settings: TaskSettings, rows: int | None = None) -> int:
-    """OpenMP threads for training on ``rows`` rows: ``TRAIN_THREADS``, or if it is 0 the CPU
-    limit, but one thread below :data:`MIN_ROWS_PER_EXTRA_THREAD` rows."""
-    if settings.train_threads:
-        return settings.train_threads
-    if rows is not None and rows < MIN_ROWS_PER_EXTRA_THREAD:
-        return 1
-    return cpu_limit()
 
 
 def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
@@ -122,6 +90,9 @@ def _train(
     batch: Batch,
     decision: DriftDecision,
 ) -> dict[str, Any]:
+    # threadpoolctl limits the thread pools loaded when a limit starts: scikit-learn's OpenMP
+    # runtime loads with its gradient boosting, so it is imported before the first limit
+    import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     from tasks import training_log
@@ -131,9 +102,13 @@ def _train(
     store = open_store(settings.storage_url, settings)
     batches = curated_batches(ledger, batch, settings.train_window_batches)
     data = _load(store, batches, settings)
-    threads = training_threads(settings, len(data.train))
-    with threadpool_limits(limits=threads):
+    search_threads = threads.training_threads(
+        settings.train_threads, min(len(data.train), settings.train_search_max_rows)
+    )
+    with threadpool_limits(limits=search_threads):
         search = _search(data, settings)
+    fit_threads = threads.training_threads(settings.train_threads, len(data.train))
+    with threadpool_limits(limits=fit_threads):
         fitted, fit_seconds = _fit(data, search.params, settings.random_seed)
         scores = _evaluate(fitted, data)
         logged = training_log.log_training(
@@ -141,7 +116,7 @@ def _train(
             artifact_location=settings.mlflow_artifact_location,
             model_name=settings.model_name,
             record=_run_record(
-                batch, decision, data, search, fitted, fit_seconds, scores, settings, threads
+                batch, decision, data, search, fitted, fit_seconds, scores, settings, fit_threads
             ),
             fitted=fitted,
             x_train=data.x_train,
@@ -232,6 +207,8 @@ def _search(data: TrainingData, settings: TaskSettings) -> SearchResult:
         pruned=found.pruned,
         planned=found.planned_trials,
         started_from=found.started_from,
+        fit_rows=found.fit_rows,
+        validation_rows=found.validation_rows,
         seconds=round(found.seconds, 1),
         **found.params,
     )
@@ -291,7 +268,7 @@ def _run_record(
     fit_seconds: float,
     scores: Scores,
     settings: TaskSettings,
-    threads: int,
+    fit_threads: int,
 ) -> Any:
     """Step 5's content: the run's tags, parameters and metrics (see :mod:`tasks.training_log`)."""
     from tasks import model
@@ -326,7 +303,7 @@ def _run_record(
             "train_time_budget_seconds": settings.train_time_budget_seconds,
             "train_max_trials": settings.train_max_trials,
             "train_search_row_budget": settings.train_search_row_budget,
-            "train_threads": threads,
+            "train_threads": fit_threads,
             "search_trials": search.trials,
             "search_pruned_trials": search.pruned,
             "search_started_from": ",".join(search.started_from),
@@ -477,11 +454,9 @@ def summary(result: dict[str, Any]) -> str:
 
 def preload() -> None:
     """What a run imports where it is used, for a launcher that forks runs from one
-    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits made passive
+    interpreter (the local runtime's ``PIPELINE_LOCAL_PRELOAD``), OpenMP's waits chosen
     first as :func:`tasks.cli.run_task` does (the runtime reads them when it loads)."""
-    from tasks.cli import quiet_openmp_waits
-
-    quiet_openmp_waits()
+    threads.choose_waits()
     import matplotlib  # noqa: F401
     import mlflow.sklearn  # noqa: F401
     import optuna  # noqa: F401

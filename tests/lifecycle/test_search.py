@@ -81,3 +81,15 @@ def test_too_few_rows_is_a_clear_error(rows) -> None:
             features, prices, validation, seed=1, budget_seconds=5, max_trials=2,
             max_rows=50, row_budget=1, min_rows=100,
         )  # fmt: skip
+
+
+def test_both_sides_of_the_search_are_capped_by_a_seeded_sample(rows, monkeypatch) -> None:
+    monkeypatch.setitem(model.DEFAULT_PARAMS, "max_iter", 40)
+    features, prices, validation = rows
+    kwargs = dict(seed=1, budget_seconds=600, max_trials=1, row_budget=1, min_rows=100)
+    capped = search_hyperparameters(features, prices, validation, max_rows=300, **kwargs)
+    assert (capped.fit_rows, capped.validation_rows) == (300, 300)
+    whole = search_hyperparameters(features, prices, validation, max_rows=10_000, **kwargs)
+    assert (whole.fit_rows, whole.validation_rows) == ((~validation).sum(), validation.sum())
+    again = search_hyperparameters(features, prices, validation, max_rows=300, **kwargs)
+    assert again.best_validation_mae == capped.best_validation_mae  # the same sample
