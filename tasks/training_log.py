@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 #: training rows the logged global importance averages |SHAP| over: tree SHAP costs about 5 ms
-#: a row on 300 trees, and the ranking of the features is the same with 500 rows as with 1,000
-#: (its standard error is about 4% of each feature's mean)
+#: a row on 300 trees. Measured at full scale (batches 1 and 1-6): 500 rows rank the features
+#: as 1,000 and 4,000 rows do, each feature's value within 10% of the 4,000 rows' one
 SHAP_ROWS = 500
 BACKGROUND_ROWS = 100
 PARAM_PREFIX = "hgb_"
