@@ -12,6 +12,7 @@ The hash is BLAKE2b (stdlib, stable across Python, pandas and platform versions)
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,17 +37,32 @@ def _row_text(frame: pd.DataFrame) -> pd.Series:
     return "row|" + text
 
 
+def _property_keys(street: pd.Series, zip_code: pd.Series) -> list[str]:
+    """``property|<street as an integer>|<zip>`` for rows where both are known.
+
+    Built with Arrow's string kernels: the pandas spelling of the same text
+    (``astype("Int64").astype(str)``, then concatenation) took 1.5 s per million rows, this
+    0.5 s. A street that is not a whole number is an error, as it was.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    numbers = pd.to_numeric(street, errors="coerce").to_numpy(dtype=np.float64)
+    streets = pc.cast(pc.cast(pa.array(numbers), pa.int64()), pa.string())
+    zips = pa.array(zip_code.astype(str).to_numpy(dtype=object), type=pa.string())
+    return pc.binary_join_element_wise("property", streets, zips, "|").to_pylist()
+
+
 def _property_text(frame: pd.DataFrame) -> pd.Series:
     """``property|<street>|<zip>`` where both are known, else the whole row's text."""
     if frame.empty:
         return pd.Series([], dtype=object, index=frame.index)
     street = frame["street"] if "street" in frame else pd.Series(pd.NA, index=frame.index)
     zip_code = frame["zip_code"] if "zip_code" in frame else pd.Series(pd.NA, index=frame.index)
-    known = street.notna() & zip_code.notna()
+    known = (street.notna() & zip_code.notna()).to_numpy()
     text = pd.Series("", index=frame.index, dtype=object)
     if known.any():
-        street_text = pd.to_numeric(street[known], errors="coerce").astype("Int64").astype(str)
-        text[known] = "property|" + street_text + "|" + zip_code[known].astype(str)
+        text[known] = _property_keys(street[known], zip_code[known])
     if (~known).any():
         text[~known] = _row_text(frame.loc[~known])
     return text
@@ -54,10 +70,14 @@ def _property_text(frame: pd.DataFrame) -> pd.Series:
 
 def holdout_scores(frame: pd.DataFrame) -> np.ndarray:
     """A number in [0, 1) per row, a pure function of the row's property (see module doc)."""
-    keys = _property_text(frame)
-    digests = b"".join(
-        hashlib.blake2b(key.encode(), digest_size=8, key=_SALT).digest() for key in keys
-    )
+    keyed = hashlib.blake2b(digest_size=8, key=_SALT)  # the key's block, hashed once
+
+    def digest(key: str, start: Any = keyed.copy) -> bytes:
+        state = start()
+        state.update(key.encode())
+        return state.digest()
+
+    digests = b"".join(map(digest, _property_text(frame)))
     return np.frombuffer(digests, dtype=">u8").astype(np.float64) / _SCALE
 
 

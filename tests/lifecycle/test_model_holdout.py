@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,3 +98,41 @@ def test_share_is_respected_on_realistic_rows_and_is_stable() -> None:
 def test_a_share_outside_zero_one_is_refused(share: float) -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         holdout_mask(frame([(1, "00601", 1.0)]), share)
+
+
+def test_the_scores_of_known_rows_never_change() -> None:
+    """Models already trained were judged on this split: any change of the scores is a bug."""
+    rows = pd.DataFrame(
+        {
+            "street": pd.array([1234567, 0, None, 42], dtype="Int64"),
+            "zip_code": pd.Series(["00601", "99950", "10001", None], dtype=object),
+            "price": [250000.0, 1.0, 99.5, None],
+            "state": "Texas",
+        }
+    )
+    expected = [0.5700941199793522, 0.5072148444954493, 0.0649376149874262, 0.907251499440838]
+    assert holdout_scores(rows).tolist() == expected
+    # streets as floats (how the lake's Parquet reads them): the same property keys (a row
+    # without a zip code is hashed whole, and its text spells the street as the frame holds it)
+    as_floats = rows.assign(street=rows["street"].astype("float64"))
+    assert holdout_scores(as_floats).tolist()[:3] == expected[:3]
+
+
+def _reference_score(street: int, zip_code: str) -> float:
+    """The module's doc, spelt out one row at a time (the fast path must agree)."""
+    key = f"property|{street}|{zip_code}".encode()
+    digest = hashlib.blake2b(key, digest_size=8, key=b"realtor-holdout-v1").digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+@quick
+@given(st.lists(st.tuples(st.integers(0, 2**53), st.from_regex(r"[0-9]{5}", fullmatch=True))))
+def test_a_known_property_scores_as_its_text_says(values: list[tuple[int, str]]) -> None:
+    scores = holdout_scores(frame([(street, zip_code, 1.0) for street, zip_code in values]))
+    assert scores.tolist() == [_reference_score(*value) for value in values]
+
+
+def test_a_street_that_is_not_a_whole_number_is_an_error() -> None:
+    rows = pd.DataFrame({"street": [12.5], "zip_code": ["00601"], "price": [1.0]})
+    with pytest.raises(Exception, match=r"truncated|cast"):
+        holdout_scores(rows)
