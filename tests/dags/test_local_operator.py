@@ -27,6 +27,7 @@ FAKE_TASK = textwrap.dedent(
     def main():
         args = sys.argv[1:]
         mode = os.environ.get("FAKE_MODE", "ok")
+        held = b"x" * (int(os.environ.get("FAKE_ALLOC_MIB", "0")) << 20)  # touched pages
         for i in range(3):
             print(f"log line {i}", file=sys.stderr, flush=True)
             time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
@@ -122,6 +123,23 @@ def test_runs_the_command_and_returns_its_result(fake_repo, monkeypatch, capture
     assert result["name"] == "__main__"
     assert result["pgid"] == result["pid"]  # its own process group, for on_kill
     assert operator.peak_rss_mib > 0
+
+
+def test_a_fresh_task_reports_its_own_peak_not_the_airflow_process_s(
+    fake_repo, monkeypatch, captured
+) -> None:
+    """Linux carries the parent's high-water mark into the child across exec: a task smaller
+    than the Airflow process would report the Airflow process's size from wait4 alone."""
+    import resource
+
+    big = b"y" * (600 << 20)  # this (the parent) process peaks above 600 MiB...
+    del big
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 600 << 10
+    monkeypatch.setenv("FAKE_ALLOC_MIB", "64")  # ...the task holds 64 MiB for 0.6 s
+    monkeypatch.setenv("FAKE_SLEEP", "0.2")
+    operator = _operator(fake_repo, preload=False)
+    operator.execute(context={})
+    assert 64 <= operator.peak_rss_mib < 300
 
 
 def test_streams_lines_as_they_come(fake_repo, monkeypatch, captured, preload) -> None:
