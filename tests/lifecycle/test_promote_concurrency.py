@@ -169,3 +169,59 @@ def test_nan_metrics_fail_the_task_and_promote_nothing(
         promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
     assert fake.moves == []
     assert promote.find_promotion(Ledger.open(settings.ledger_url), batch_id) is None
+
+
+def _record_train_metrics(settings: TaskSettings, batch_id: int, *, rows_off: int = 0) -> int:
+    """Give batch_id's training the metrics and holdout size train records; the rows' count."""
+    ledger = Ledger.open(settings.ledger_url)
+    store = open_store(settings.storage_url, settings)
+    batches = promote.curated_batches_by_id(ledger, [batch_id])
+    held_out = len(promote.load_holdout(store, batches, 0.2))
+    with ledger.session() as session:
+        training = session.query(Training).filter_by(batch_id=batch_id).one()
+        training.metrics = {"mae": 80_000.0, "rmse": 120_000.0, "baseline_mae": 200_000.0}
+        training.rows_holdout = held_out + rows_off
+    return held_out
+
+
+def test_the_challenger_keeps_the_metrics_train_measured_and_only_the_champion_is_scored(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    held_out = _record_train_metrics(settings, batch_id)
+    fake = FakeRegistry(monkeypatch, aliases=["1", "1"])
+    scored: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        promote,
+        "score_version",
+        lambda s, version, rows: (
+            scored.append((version, len(rows))) or {"mae": 100_000.0, "rmse": 150_000.0}
+        ),
+    )
+    result = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert scored == [("1", held_out)]  # the champion, on train's holdout rows
+    assert result["challenger_metrics"] == {"mae": 80_000.0, "rmse": 120_000.0, "rows": held_out}
+    assert result["promoted"] is True and fake.moves == ["2"]
+
+
+def test_without_a_champion_nothing_is_scored(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    _record_train_metrics(settings, batch_id)
+    FakeRegistry(monkeypatch, aliases=[None, None])
+    monkeypatch.setattr(promote, "load_holdout", lambda *a: pytest.fail("no rows needed"))
+    monkeypatch.setattr(promote, "score_version", lambda *a: pytest.fail("nothing to score"))
+    result = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert result["promoted"] is True and result["challenger_metrics"]["mae"] == 80_000.0
+
+
+def test_a_holdout_that_is_not_train_s_is_refused(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    _record_train_metrics(settings, batch_id, rows_off=3)  # the curated rows changed since
+    fake = FakeRegistry(monkeypatch, aliases=["1", "1"])
+    with pytest.raises(promote.PromotionRefusedError, match="curated data changed"):
+        promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert fake.moves == []
