@@ -36,7 +36,6 @@ information floor (see bench/README.md); ``--no-info`` skips it (20-40 s at full
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -81,7 +80,7 @@ def curated_with_noiseless(
     land = served.pop(LAND_COLUMN).to_numpy()
     body = encode_body(group_number, day, batch_number, served)
     del served
-    _, coerced = parse_body(io.BytesIO(body))
+    _, coerced = parse_body(body)
     verdict, _, keep = validate_table(coerced.table, coerced.problems, thresholds_of(settings))
     if verdict.status != "curated":
         raise SystemExit(f"batch {batch_number} would be quarantined: {verdict.reasons}")

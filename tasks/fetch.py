@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -253,7 +252,7 @@ def adopt_unrecorded(
             continue
         packed = store.get_bytes(key)
         body = gzip.decompress(packed)
-        served = judge_body(io.BytesIO(body), group, day)
+        served = judge_body(body, group, day)
         served.payload_sha256 = hashlib.sha256(body).hexdigest()
         served.payload_bytes = len(body)
         served.payload_gzip = packed

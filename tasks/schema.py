@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice, repeat
 from typing import Any
 
 import pyarrow as pa
@@ -73,6 +74,8 @@ CANONICAL_SCHEMA = pa.schema(
     ]
 )
 
+_COLUMN_NAMES = frozenset(COLUMNS)
+
 TARGET = "price"
 STATUSES: tuple[str, ...] = ("for_sale", "sold", "ready_to_build")
 
@@ -93,8 +96,9 @@ class CoercionResult:
 class RecordAccumulator:
     """Collects wire records chunk by chunk into Arrow arrays, one column at a time.
 
-    Records arrive as dicts (from a streaming JSON parser); each chunk is converted to Arrow
-    and the dicts are dropped, so memory holds the Arrow columns, not a list of dicts.
+    Each chunk of records (dicts, from a JSON parser) is converted to Arrow column by column
+    (the values taken out of the dicts by C loops: ``map``, not a Python loop per value) and
+    the chunk's dicts are let go, so memory holds the Arrow columns plus what the caller holds.
     """
 
     def __init__(self, chunk_rows: int = 50_000) -> None:
@@ -108,25 +112,35 @@ class RecordAccumulator:
         self._extra: dict[str, int] = {}
 
     def add(self, record: Any) -> None:
-        if not isinstance(record, Mapping):
-            raise ValueError(
-                f"record {self.rows + len(self._pending)} is a JSON {_json_kind(record)}, "
-                "expected an object"
-            )
         self._pending.append(record)
         if len(self._pending) >= self.chunk_rows:
             self._flush()
 
     def extend(self, records: Iterable[Any]) -> RecordAccumulator:
-        for record in records:
-            self.add(record)
-        return self
+        iterator = iter(records)
+        while True:
+            room = self.chunk_rows - len(self._pending)
+            taken = list(islice(iterator, room))
+            if not taken:
+                return self
+            self._pending.extend(taken)
+            if len(self._pending) >= self.chunk_rows:
+                self._flush()
 
     def _flush(self) -> None:
         chunk, self._pending = self._pending, []
         if not chunk:
             return
-        names = set(COLUMNS)
+        kinds = set(map(type, chunk))
+        if kinds != {dict}:
+            for position, record in enumerate(chunk):
+                if not isinstance(record, Mapping):
+                    raise ValueError(
+                        f"record {self.rows + position} is a JSON {json_kind(record)}, "
+                        "expected an object"
+                    )
+            chunk = [r if type(r) is dict else dict(r) for r in chunk]
+        names = _COLUMN_NAMES
         for record in chunk:
             if record.keys() != names:
                 for key in names - record.keys():
@@ -134,7 +148,7 @@ class RecordAccumulator:
                 for key in record.keys() - names:
                     self._extra[key] = self._extra.get(key, 0) + 1
         for name in (*COLUMNS, *sorted(self._extra)):
-            values = [record.get(name) for record in chunk]
+            values = list(map(dict.get, chunk, repeat(name)))
             self._chunks.setdefault(name, []).append(self._to_arrow(name, values))
         self.rows += len(chunk)
 
@@ -142,7 +156,7 @@ class RecordAccumulator:
         wire = WIRE_TYPES.get(name, pa.string())
         if name not in self._as_text:
             try:
-                if pa.types.is_floating(wire) and any(isinstance(v, bool) for v in values):
+                if pa.types.is_floating(wire) and bool in set(map(type, values)):
                     raise TypeError("booleans are not numbers")
                 return pa.array(values, type=wire, from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
@@ -176,7 +190,8 @@ class RecordAccumulator:
         return result
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type (object, array, string, number, boolean, null)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -185,6 +200,8 @@ def _json_kind(value: Any) -> str:
         return "string"
     if value is None:
         return "null"
+    if isinstance(value, Mapping):
+        return "object"
     return "array" if isinstance(value, list | tuple) else type(value).__name__
 
 

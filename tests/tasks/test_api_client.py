@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -19,7 +18,7 @@ from tests.tasks.test_schema import record
 
 def parse(payload) -> tuple[dict, object]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return parse_body(io.BytesIO(body))
+    return parse_body(body)
 
 
 def test_a_good_body_gives_header_and_table():
@@ -85,6 +84,6 @@ def test_batch_numbers_from_zero_are_accepted(number):
 
 def test_a_refused_body_is_judged_not_raised_and_its_records_counted():
     body = json.dumps({"group_number": 1, "batch_number": "2", "data": [record(), record()]})
-    served = judge_body(io.BytesIO(body.encode()), 1, "Tuesday")
+    served = judge_body(body.encode(), 1, "Tuesday")
     assert served.refusal == "batch_number is '2', expected an integer from 0 up"
     assert (served.coerced, served.batch_number, served.records) == (None, None, 2)
