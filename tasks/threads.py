@@ -56,17 +56,29 @@ def machine_is_busy(load: float | None = None, cpus: int | None = None) -> bool:
     return load >= (cpus if cpus is not None else cpu_limit())
 
 
+#: the policy :func:`choose_waits` chose for this process's OpenMP runtime (None: not yet). A
+#: run forked from the local runtime's launcher inherits it with the runtime the launcher
+#: loaded, though its environment is replaced by the run's.
+_chosen: str | None = None
+
+
 def choose_waits() -> str:
     """Make idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) if the machine is busy,
     unless the variable is already set; the policy in force ("default" if unset). Call it
-    before anything loads the OpenMP runtime (scikit-learn)."""
-    if WAIT_POLICY not in os.environ and machine_is_busy():
-        os.environ[WAIT_POLICY] = "PASSIVE"
-    return os.environ.get(WAIT_POLICY, "default")
+    before anything loads the OpenMP runtime (scikit-learn): the first call decides, for good
+    (the runtime reads the variable once)."""
+    global _chosen
+    if _chosen is None:
+        if WAIT_POLICY not in os.environ and machine_is_busy():
+            os.environ[WAIT_POLICY] = "PASSIVE"
+        _chosen = os.environ.get(WAIT_POLICY, "default")
+    return _chosen
 
 
 def waits_are_passive() -> bool:
-    return os.environ.get(WAIT_POLICY, "").strip().upper() == "PASSIVE"
+    """The OpenMP runtime's idle threads sleep (the policy chosen, else the environment's)."""
+    policy = _chosen if _chosen is not None else os.environ.get(WAIT_POLICY, "")
+    return policy.strip().upper() == "PASSIVE"
 
 
 def training_threads(setting: int, rows: int | None = None) -> int:

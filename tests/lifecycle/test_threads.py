@@ -17,6 +17,11 @@ def two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "cpu_limit", lambda: 2)
 
 
+@pytest.fixture(autouse=True)
+def nothing_chosen_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "_chosen", None)
+
+
 @pytest.fixture
 def default_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(threads.WAIT_POLICY, raising=False)
@@ -81,8 +86,23 @@ def test_choose_waits_sets_passive_exactly_when_the_machine_is_busy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(threads.WAIT_POLICY, raising=False)
+    monkeypatch.setattr(threads, "cpu_limit", lambda: 2)
     for load, expected in ((0.2, "default"), (9.0, "PASSIVE")):
         monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
-        monkeypatch.setattr(threads, "cpu_limit", lambda: 2)
+        monkeypatch.setattr(threads, "_chosen", None)
         assert threads.choose_waits() == expected
+        assert threads.waits_are_passive() is (expected == "PASSIVE")
         monkeypatch.delenv(threads.WAIT_POLICY, raising=False)
+
+
+def test_the_first_choice_stands_for_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run forked from a launcher keeps the runtime the launcher loaded, whatever its own
+    environment says: the choice made before the runtime loaded is the one that counts."""
+    monkeypatch.delenv(threads.WAIT_POLICY, raising=False)
+    monkeypatch.setattr(threads, "cpu_limit", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert threads.choose_waits() == "PASSIVE"
+    monkeypatch.delenv(threads.WAIT_POLICY)  # the run's environment replaces the launcher's
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert threads.choose_waits() == "PASSIVE"
+    assert threads.training_threads(0, 400_000) == 1
