@@ -30,6 +30,9 @@ export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 # the workers reach the task execution API on the same server (default: localhost:8080)
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT/execution/}"
 export PIPELINE_RUNTIME="${PIPELINE_RUNTIME:-local}"
+# the scheduler runs every task in a process of its own: a launcher would serve one run, so a
+# fresh interpreter per task is the cheaper start (docs/pipeline.md, "local")
+export PIPELINE_LOCAL_PRELOAD="${PIPELINE_LOCAL_PRELOAD:-0}"
 export PIPELINE_TASKS_PYTHON="${PIPELINE_TASKS_PYTHON:-$TASKS_PYTHON}"
 export LEDGER_URL="${LEDGER_URL:-sqlite:///$REPO/var/ledger.db}"
 export STORAGE_URL="${STORAGE_URL:-file://$REPO/var/lake}"

@@ -10,7 +10,8 @@ the Airflow CLI of ``.venv-airflow``. Everything is embedded, nothing needs Dock
 - the ledger ``var/ledger.db`` (SQLite), the lake ``var/lake`` (file://), MLflow
   ``var/mlflow.db`` (a local SQLite store), the tasks as processes (``PIPELINE_RUNTIME=local``)
   forked from a launcher per task that imported its libraries once
-  (``PIPELINE_LOCAL_PRELOAD=1``; ``0`` starts a fresh interpreter per task, as a pod does).
+  (``PIPELINE_LOCAL_PRELOAD=1``, the default; ``0`` starts a fresh interpreter per task, as a
+  pod does).
 
 With its own simulator it triggers ``realtor_replay`` (start the API's batches and the ledger
 cursor over; with an external API only when ``--replay`` asks: restarting the course's API
@@ -93,8 +94,8 @@ def demo_environment(
         "PIPELINE_TASKS_PYTHON": str(TASKS_PYTHON),
         "PIPELINE_RETRIES": "0",  # a demo shows a failure at once instead of retrying it
         # every dags test runs in one Airflow process: each task's libraries imported once, in
-        # a launcher per task that forks its runs (PIPELINE_LOCAL_PRELOAD=0: a fresh
-        # interpreter per task, as a pod starts)
+        # a launcher per task that forks its runs (the local runtime's default;
+        # PIPELINE_LOCAL_PRELOAD=0: a fresh interpreter per task, as a pod starts)
         "PIPELINE_LOCAL_PRELOAD": "1",
         "PIPELINE_SCHEDULE": "none",
         "GROUP_NUMBER": str(args.group_number),

@@ -13,7 +13,7 @@ opens nothing and imports nothing heavy. Errors say which variable is wrong and 
 | ``PIPELINE_ENV_CONFIGMAP`` / ``PIPELINE_ENV_SECRET`` | ``pipeline-env`` / ``pipeline-secrets`` | the tasks' environment in the cluster |
 | ``PIPELINE_TASKS_PYTHON`` | ``<repo>/.venv/bin/python`` | the tasks' interpreter (``local``) |
 | ``PIPELINE_REPO_ROOT`` | the folder above ``dags/`` | working directory of the tasks (``local``) |
-| ``PIPELINE_LOCAL_PRELOAD`` | ``0`` | ``1``: fork each task's process from a launcher that imported its libraries once (``local``; ``make demo`` sets it) |
+| ``PIPELINE_LOCAL_PRELOAD`` | ``1`` | fork each task's process from a launcher that imported its libraries once (``local``); ``0``: a fresh interpreter per task, as a pod (``make airflow`` sets it: its scheduler runs each task in a process of its own) |
 | ``PIPELINE_SCHEDULE`` | ``*/5 * * * *`` | cron of ``realtor_pipeline``; ``none`` for manual runs only |
 | ``PIPELINE_RETRIES`` | ``2`` | retries per task (exponential backoff from ``PIPELINE_RETRY_DELAY_SECONDS``) |
 | ``PIPELINE_RETRY_DELAY_SECONDS`` | ``30`` | first retry delay; doubles each retry, at most 10 minutes |
@@ -164,7 +164,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
         env_secret=env.get("PIPELINE_ENV_SECRET", "").strip() or "pipeline-secrets",
         tasks_python=tasks_python,
         repo_root=repo_root,
-        local_preload=_bool(env, "PIPELINE_LOCAL_PRELOAD", False),
+        local_preload=_bool(env, "PIPELINE_LOCAL_PRELOAD", True),
         schedule=None if schedule.lower() in ("", "none", "null") else schedule,
         retries=_int(env, "PIPELINE_RETRIES", 2, 0, 10),
         retry_delay_seconds=_float(env, "PIPELINE_RETRY_DELAY_SECONDS", 30.0),

@@ -2,8 +2,8 @@
 
     <tasks' python> dags/realtor/launcher.py --socket PATH tasks.<name>
 
-Started by :class:`realtor.local.LocalTaskOperator` when ``PIPELINE_LOCAL_PRELOAD`` is on (``make
-demo`` turns it on). It imports ``tasks.<name>`` and calls its ``preload()`` if it has one (the
+Started by :class:`realtor.local.LocalTaskOperator` when ``PIPELINE_LOCAL_PRELOAD`` is on (the
+default). It imports ``tasks.<name>`` and calls its ``preload()`` if it has one (the
 heavy libraries its runs import, and the environment defaults its runs set before importing
 them), then says ``ready`` on stdout and serves on the Unix socket PATH. Each connection asks
 for one run: the arguments, the environment and the working directory as JSON, the run's stdout

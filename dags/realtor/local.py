@@ -7,7 +7,7 @@ the JSON result read from the file named by ``XCOM_RETURN_PATH`` (a temporary fi
 log line by line as they come. A non-zero exit fails the task with the last lines of stderr;
 exit 2 (bad arguments) fails it without retries, since a retry would fail the same way.
 
-With ``preload`` (``PIPELINE_LOCAL_PRELOAD``, on in ``make demo``), the process is forked from a
+With ``preload`` (``PIPELINE_LOCAL_PRELOAD``, on by default), the process is forked from a
 launcher that imported the task's module and the libraries its runs import once
 (``realtor/launcher.py``, one per task module, started on first use, ended with this process):
 the same command line, environment, working directory, streams, exit code and peak RSS, without

@@ -141,15 +141,15 @@ def test_a_new_task_needs_only_its_line_in_the_dag(load_dags, k8s_env, monkeypat
         pipeline_task("Explain-It", config=load_config({}))
 
 
-def test_local_preload_is_off_unless_asked_and_reaches_the_operator() -> None:
+def test_local_preload_is_on_unless_turned_off_and_reaches_the_operator() -> None:
     from realtor.config import PipelineConfigError, load_config
     from realtor.factory import pipeline_task
 
-    assert load_config({}).local_preload is False  # a fresh interpreter per task, as a pod
-    assert pipeline_task("record", config=load_config({})).preload is False
-    preloaded = load_config({"PIPELINE_LOCAL_PRELOAD": "1"})
-    assert preloaded.local_preload is True
-    assert pipeline_task("record", config=preloaded).preload is True
+    assert load_config({}).local_preload is True  # start-up paid once per task module
+    assert pipeline_task("record", config=load_config({})).preload is True
+    fresh = load_config({"PIPELINE_LOCAL_PRELOAD": "0"})  # a fresh interpreter per task
+    assert fresh.local_preload is False
+    assert pipeline_task("record", config=fresh).preload is False
     assert load_config({"PIPELINE_LOCAL_PRELOAD": "no"}).local_preload is False
     with pytest.raises(PipelineConfigError, match="PIPELINE_LOCAL_PRELOAD"):
         load_config({"PIPELINE_LOCAL_PRELOAD": "maybe"})
