@@ -178,18 +178,21 @@ class _Launcher:
                 start_new_session=True,
             )
         assert self.process.stdout is not None
-        ready: list[bytes] = []
-        reader = threading.Thread(
-            target=lambda: ready.append(self.process.stdout.readline()),  # type: ignore[union-attr]
+        self._ready: list[bytes] = []
+        self._reader = threading.Thread(
+            target=lambda: self._ready.append(self.process.stdout.readline()),  # type: ignore[union-attr]
             daemon=True,
         )
-        reader.start()
-        reader.join(LAUNCHER_START_TIMEOUT)
-        if not ready or ready[0].strip() != b"ready":
+        self._reader.start()  # it imports meanwhile: wait_ready() before the first run
+
+    def wait_ready(self) -> None:
+        """Wait until the launcher has imported its task's libraries; fail loudly if it can't."""
+        self._reader.join(LAUNCHER_START_TIMEOUT)
+        if not self._ready or self._ready[0].strip() != b"ready":
             tail = self._log_tail()
             self._end()  # the log stays, for a look
             raise AirflowException(
-                f"the launcher of {module} did not start (PIPELINE_LOCAL_PRELOAD=1; 0 runs "
+                f"the launcher of {self.module} did not start (PIPELINE_LOCAL_PRELOAD=1; 0 runs "
                 f"each task in a fresh interpreter); last lines of {self.log_path}:\n{tail}"
             )
 
@@ -307,8 +310,11 @@ _launchers: dict[tuple[str, str, str], _Launcher] = {}
 _launchers_lock = threading.Lock()
 
 
-def launcher_for(python: str, module: str, cwd: str, env: dict[str, str]) -> _Launcher:
-    """The launcher of ``module``, started (with ``env``) when there is none or it ended."""
+def launcher_for(
+    python: str, module: str, cwd: str, env: dict[str, str], *, wait: bool = True
+) -> _Launcher:
+    """The launcher of ``module``, started (with ``env``) when there is none or it ended;
+    ready to fork runs unless ``wait`` is False (then it goes on importing meanwhile)."""
     key = (python, module, cwd)
     with _launchers_lock:
         launcher = _launchers.get(key)
@@ -316,7 +322,19 @@ def launcher_for(python: str, module: str, cwd: str, env: dict[str, str]) -> _La
             if not _launchers:
                 atexit.register(close_launchers)
             launcher = _launchers[key] = _Launcher(python, module, cwd, env)
-        return launcher
+    if wait:
+        launcher.wait_ready()
+    return launcher
+
+
+def start_launchers(operators: Sequence[LocalTaskOperator]) -> None:
+    """Start the launchers of these preloading tasks now, without waiting for them: their
+    imports run on the cores the running task leaves idle (a DAG's tasks run one after the
+    other), instead of at each task's first run."""
+    for operator in operators:
+        if operator.preload:
+            env = task_environment(os.environ, operator.env_vars, Path(os.devnull))
+            launcher_for(operator.python, operator.module, operator.cwd, env, wait=False)
 
 
 def close_launchers() -> None:
@@ -403,6 +421,8 @@ class LocalTaskOperator(BaseOperator):
     def _start(self, env: dict[str, str]) -> _Process | _Forked:
         if not self.preload:
             return _Process(self.command, self.cwd, env)
+        if self.has_dag():  # the other tasks of its DAG import while this one runs
+            start_launchers([t for t in self.dag.tasks if isinstance(t, LocalTaskOperator)])
         launcher = launcher_for(self.python, self.module, self.cwd, env)
         return launcher.start(self.module, [str(a) for a in self.arguments], self.cwd, env)
 

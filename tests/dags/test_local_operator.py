@@ -79,7 +79,7 @@ def preload(request: pytest.FixtureRequest) -> Iterator[bool]:
 
 def _operator(repo: Path, preload: bool = False, **kwargs) -> LocalTaskOperator:
     return LocalTaskOperator(
-        task_id="fake",
+        task_id=kwargs.pop("task_id", "fake"),
         module=kwargs.pop("module", "faketasks.fake"),
         python=sys.executable,
         cwd=repo,
@@ -188,6 +188,27 @@ def test_preloaded_runs_are_forked_from_one_launcher_per_module(fake_repo, captu
     assert first["pid"] != second["pid"]
     assert first["ppid"] == second["ppid"] != os.getpid()  # the same launcher forked both
     assert second["args"] == ["again"]
+
+
+def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others(fake_repo, captured) -> None:
+    """Their imports run while the first task runs, not when each task's turn comes."""
+    from airflow.sdk import DAG
+    from realtor import local
+
+    (fake_repo / "faketasks" / "second.py").write_text(FAKE_TASK)
+    with DAG("warm", schedule=None):
+        first = _operator(fake_repo, True)
+        later = _operator(fake_repo, True, task_id="second", module="faketasks.second")
+        first >> later
+    try:
+        first.execute(context={})
+        started = {module for (_, module, _) in local._launchers}
+        assert started == {"faketasks.fake", "faketasks.second"}
+        waiting = local._launchers[(later.python, later.module, later.cwd)]
+        result = later.execute(context={})
+        assert result["ppid"] == waiting.process.pid  # forked by the launcher started early
+    finally:
+        close_launchers()
 
 
 def test_a_launcher_that_cannot_import_its_task_fails_loudly(fake_repo, captured) -> None:
