@@ -2,14 +2,15 @@
 
 scikit-learn's HistGradientBoosting runs on OpenMP (libgomp), whose idle threads spin for a
 while before they sleep. Measured on the 2-core development VM (bench/README.md, "Threads"),
-one fit of 300 trees on 16 features:
+one fit of 300 trees on 16 columns (``bench/threads.py``):
 
 - on an idle machine, spinning waits make 2 threads pay: 200,000 rows in 4.8 s instead of
   6.7 s with one thread, 400,000 rows in 8.6 s instead of 13.3 s; passive waits
   (``OMP_WAIT_POLICY=PASSIVE``) make 2 threads slower than one at every size (each of the
   thousands of parallel regions per fit wakes a sleeping thread);
 - on a busy machine (two other processes wanting both cores), spinning is a disaster:
-  46 s with 2 spinning threads, 18 s with 2 passive ones, 12 s with one thread.
+  200,000 rows took 46 s with 2 threads spinning (``GOMP_SPINCOUNT=10000``, a thirtieth of
+  libgomp's default spin), 18 s with 2 passive ones, 12 s with one thread.
 
 So a task looks at the machine when it starts (:func:`choose_waits`, before scikit-learn
 loads): if other work already wants the cores (the 1-minute load average at least the CPU
