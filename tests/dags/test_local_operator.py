@@ -190,10 +190,16 @@ def test_preloaded_runs_are_forked_from_one_launcher_per_module(fake_repo, captu
     assert second["args"] == ["again"]
 
 
-def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others(fake_repo, captured) -> None:
-    """Their imports run while the first task runs, not when each task's turn comes."""
+@pytest.mark.parametrize("idle", [True, False], ids=["a-core-idle", "busy"])
+def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others_when_a_core_is_idle(
+    fake_repo, captured, monkeypatch, idle
+) -> None:
+    """Their imports run while the first task runs, not when each task's turn comes; on a busy
+    machine each launcher waits for its task's first run."""
     from airflow.sdk import DAG
     from realtor import local
+
+    monkeypatch.setattr(local, "a_core_is_idle", lambda: idle)
 
     (fake_repo / "faketasks" / "second.py").write_text(FAKE_TASK)
     with DAG("warm", schedule=None):
@@ -203,6 +209,9 @@ def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others(fake_repo, c
     try:
         first.execute(context={})
         started = {module for (_, module, _) in local._launchers}
+        if not idle:
+            assert started == {"faketasks.fake"}
+            return
         assert started == {"faketasks.fake", "faketasks.second"}
         waiting = local._launchers[(later.python, later.module, later.cwd)]
         result = later.execute(context={})
