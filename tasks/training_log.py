@@ -82,12 +82,18 @@ def champion_params(tracking_uri: str, model_name: str) -> dict[str, Any] | None
 def ensure_experiment(name: str, artifact_location: str | None) -> None:
     """Use the experiment ``name``, creating it where artifacts should go when it is new."""
     import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
     if artifact_location and mlflow.get_experiment_by_name(name) is None:
         location = artifact_location
         if "://" not in location:
             location = Path(location).resolve().as_uri()
-        mlflow.create_experiment(name, artifact_location=location)
+        try:
+            mlflow.create_experiment(name, artifact_location=location)
+        except MlflowException as exc:  # another task created it since we looked: fine
+            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
     mlflow.set_experiment(name)
 
 

