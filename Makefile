@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 AIRFLOW_PY := $(AIRFLOW_VENV)/bin/python
 
-.PHONY: help setup vendor lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate airflow bench clean
+.PHONY: help setup vendor preflight lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate airflow bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -81,7 +81,13 @@ demo-fetch: setup ## the ingestion alone: start the simulator, fetch every batch
 TEST_WORKERS ?= 2
 TEST_LOGS := .cache/test-logs
 
-test: setup lint ## every test: unit, integration (Postgres, SeaweedFS, MLflow, simulator), DAG, cluster
+# In the first seconds of `make test`: the charts and schemas (fetched when none are found), then
+# every program and service the tests use, found or missing (tests/support/programs.py). On CI
+# anything missing stops the run here; elsewhere the tests that need it skip.
+preflight: $(VENV)/.synced ## say what the tests use and what is missing (fetches the charts and schemas if none)
+	@rc=0; $(PY) cluster/tools/vendor.py ensure || rc=$$?; $(PY) -m tests.support.programs || rc=$$?; exit $$rc
+
+test: setup preflight lint ## every test: unit, integration (Postgres, SeaweedFS, MLflow, simulator), DAG, cluster
 	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
 	@( rc=0; if [ -d tests/dags ]; then $(AIRFLOW_PY) -m pytest tests/dags >$(TEST_LOGS)/dags.log 2>&1 || rc=$$?; fi; \
 	   echo $$rc >$(TEST_LOGS)/dags.rc; \

@@ -38,7 +38,13 @@ class VendorMissing(SystemExit):
     """Raised (and printed as one line) when no vendored charts and schemas exist."""
 
 
+#: written last by `make vendor`: a download cut short leaves no usable cache behind
+COMPLETE = ".complete"
+
+
 def _complete(folder: Path) -> bool:
+    if folder == CACHE and not (folder / COMPLETE).is_file():
+        return False
     return (folder / "charts").is_dir() and (folder / "schemas" / "crds").is_dir()
 
 
@@ -250,7 +256,47 @@ def download(dest: Path = CACHE, fetch=_get) -> list[str]:
             target = schemas / "crds" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    (dest / COMPLETE).write_text("written by cluster/tools/vendor.py download\n")
     return written
+
+
+def ensure(fetch=_get) -> int:
+    """`make test`'s first step: nothing when charts and schemas are found; else one line saying
+    what it fetches and from where, then `make vendor`'s download. 1 (and one line) on failure."""
+    try:
+        print(f"charts and schemas: {root()}")
+        return 0
+    except VendorMissing:
+        pass
+    if os.environ.get("SHARED_DIR"):
+        print(
+            f"charts and schemas: SHARED_DIR={os.environ['SHARED_DIR']} has no charts/ and "
+            "schemas/crds/: point it at a copy of the shared folder, or unset it",
+            file=sys.stderr,
+        )
+        return 1
+    charts = pinned_charts()
+    hosts = sorted(
+        {urllib.parse.urlparse(url).netloc for url, _, _ in charts}
+        | {urllib.parse.urlparse(url).netloc for _, url in SCHEMA_SOURCES}
+    )
+    print(
+        f"charts and schemas: none here (no $SHARED_DIR, .cache/vendor or ../shared): fetching "
+        f"{len(charts)} pinned Helm charts and {len(SCHEMA_SOURCES)} schema files into "
+        f"{CACHE.relative_to(REPO)} from {', '.join(hosts)}",
+        flush=True,
+    )
+    try:
+        download(CACHE, fetch=fetch)
+    except (OSError, LookupError, ValueError) as exc:  # URLError is an OSError
+        print(
+            f"charts and schemas: the download failed ({exc.__class__.__name__}: {exc}). The "
+            "cluster checks need them: run `make vendor` where those hosts answer, or put the "
+            "shared folder at ../shared or in SHARED_DIR",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -259,6 +305,8 @@ def main(argv: list[str]) -> int:
             print("vendored: " + line)
         print(f"charts and schemas in {CACHE.relative_to(REPO)}")
         return 0
+    if argv[:1] == ["ensure"]:
+        return ensure()
     if argv[:1] == ["where"]:
         try:
             print(root())
@@ -266,7 +314,7 @@ def main(argv: list[str]) -> int:
             print(exc, file=sys.stderr)
             return 1
         return 0
-    print("usage: vendor.py download|where", file=sys.stderr)
+    print("usage: vendor.py download|ensure|where", file=sys.stderr)
     return 2
 
 

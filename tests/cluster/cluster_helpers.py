@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -11,9 +10,6 @@ REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster"
 BOOTSTRAP = CLUSTER / "bootstrap"
 HELM_VALUES = REPO / "helm-values"
-# CI clones the repo into X and puts the shared folder at X/../shared.
-SHARED = Path(os.environ.get("SHARED_DIR", str(REPO.parent / "shared")))
-SCHEMAS = SHARED / "schemas"
 
 
 def _load(name: str, path: Path):

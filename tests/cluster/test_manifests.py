@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from cluster_helpers import CLUSTER, HELM_VALUES, REPO, SCHEMAS, load_tool
+from cluster_helpers import CLUSTER, HELM_VALUES, REPO, load_tool
 
 vm = load_tool("validate_manifests")
 render = vm.render
@@ -15,7 +15,7 @@ checks = vm.checks
 TOPOLOGIES = ("single-node", "two-node", "three-node")
 SHA_TAG = re.compile(r"^docker\.io/realtor-mlops/[a-z-]+:[0-9a-f]{40}$")
 
-pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason="shared schemas not found")
+pytestmark = pytest.mark.usefixtures("vendored")
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import time
 
 import pytest
 import yaml
-from cluster_helpers import CLUSTER, REPO, SHARED, load_tool
+from cluster_helpers import CLUSTER, REPO, load_tool
 
 ra = load_tool("route_auth")
 
-pytestmark = pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason="shared charts not found")
+pytestmark = pytest.mark.usefixtures("vendored")
 
 HOST = ".10.43.100.95.nip.io"
 

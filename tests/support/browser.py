@@ -8,14 +8,12 @@ installs it). Off CI without it the screenshot tests skip, saying how to install
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
+from tests.support import programs
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -23,7 +21,6 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 #: where test runs leave their screenshots (git-ignored with the rest of var/)
 ARTIFACTS = REPO / "var" / "test-artifacts"
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -37,25 +34,12 @@ CHROMIUM_ARGS = [
 
 def chromium_path() -> str | None:
     """The system Chromium (``CHROMIUM_PATH`` wins), or None."""
-    for candidate in (os.environ.get("CHROMIUM_PATH"), *CHROMIUM_CANDIDATES):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    return found
+    return programs.find_chromium()
 
 
 def require_chromium() -> str:
     """Chromium's path; skips the test without it (fails on CI, where it must be there)."""
-    path = chromium_path()
-    if path is None:
-        reason = (
-            "no Chromium for the screenshot: install Debian's chromium "
-            "(scripts/ensure_chromium.sh, run by `make setup` as root), or set CHROMIUM_PATH"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
+    return programs.require("chromium")
 
 
 @contextmanager

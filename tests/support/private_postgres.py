@@ -2,45 +2,32 @@
 touched): ``initdb`` into a temporary folder, ``pg_ctl`` on a free port.
 
 ``initdb`` refuses to run as root: then the server runs as the ``postgres`` user
-(``runuser -u postgres``), which must exist. Tests skip when no PostgreSQL binaries are found.
+(``runuser -u postgres``), which must exist. Without the PostgreSQL programs the tests skip,
+or fail on CI (:func:`tests.support.programs.require`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
-
+from tests.support import programs
 from tests.support.processes import free_port
-
-
-def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if found:
-        return Path(found[-1]).parent
-    which = shutil.which("pg_ctl")
-    return Path(which).parent if which else None
 
 
 class PrivatePostgres:
     def __init__(self) -> None:
-        bin_dir = _bin_dir()
-        if bin_dir is None:
-            pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) for a private server")
-        self.bin = bin_dir
+        self.bin = Path(programs.require("initdb, pg_ctl"))
         self.root = Path(tempfile.mkdtemp(prefix="private-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
-            if shutil.which("runuser") is None:
-                pytest.skip("running as root without runuser: initdb refuses root")
+            programs.require("runuser")
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")

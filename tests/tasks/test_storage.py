@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,14 @@ def test_s3_errors_name_the_object(s3: S3Endpoint):
     store = open_store("s3://no-such-bucket-here", s3_settings(s3))
     with pytest.raises(StorageError, match="no-such-bucket-here/raw/x"):
         store.get_bytes("raw/x")
+
+
+def test_creating_a_bucket_that_exists_is_success(s3: S3Endpoint):
+    """`weed mini` creates its first bucket itself while it starts: creating it again (as the
+    test set-up does, whether or not the server got there first) must not fail."""
+    s3.create_bucket(s3.bucket)
+    s3.create_bucket(s3.bucket)
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(name)
+    s3.create_bucket(name)
+    assert {s3.bucket, name} <= {b["Name"] for b in s3.client().list_buckets()["Buckets"]}
