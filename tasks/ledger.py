@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
@@ -163,14 +164,30 @@ def make_ledger_engine(url: str, connect_timeout: int | None = None) -> Engine:
     return engine
 
 
+#: the PostgreSQL advisory lock that serialises the ledger's migrations (any fixed number)
+MIGRATION_LOCK_KEY = 0x5245414C544F52  # "REALTOR"
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+    """Bring the schema to the newest Alembic revision (idempotent, and safe to run at once
+    from several processes: each waits for the others' migration, then finds nothing to do).
+
+    Without the lock, processes starting together on a new ledger (serving beside the first
+    task, two DAG runs) each saw no ``alembic_version`` table and each created it: all but
+    one failed with "relation alembic_version already exists".
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # released when the transaction ends
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        elif connection.dialect.name == "sqlite":  # SQLite's write lock, before any read
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

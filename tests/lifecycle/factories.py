@@ -195,12 +195,12 @@ def register_champion(
     except MlflowException as exc:
         if "already exists" not in str(exc).lower():
             raise
-    experiment = client.get_experiment_by_name("lifecycle-tests")
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment("lifecycle-tests")
-    )
+    try:
+        experiment_id = client.create_experiment("lifecycle-tests")
+    except MlflowException as exc:  # made by an earlier call (or meanwhile): use it
+        if "already exists" not in str(exc).lower():
+            raise
+        experiment_id = client.get_experiment_by_name("lifecycle-tests").experiment_id
     run = client.create_run(experiment_id)
     client.set_terminated(run.info.run_id)
     version = client.create_model_version(

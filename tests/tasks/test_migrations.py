@@ -9,6 +9,9 @@ every batch keeps its id, gets a delivery, the duplicates are folded onto the ol
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -132,3 +135,33 @@ def test_upgrade_runs_forward_on_a_ledger_with_data(request, backend):
             {"at": NOW},
         )
     ledger.engine.dispose()
+
+
+#: a process that opens (and so migrates) the ledger at an agreed instant, and says "ok"
+OPEN_AT = (
+    "import sys, time; from tasks.ledger import Ledger; "
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); Ledger.open(sys.argv[1]); print('ok')"
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_processes_starting_together_on_a_new_ledger_all_migrate_it(request, backend):
+    """Serving beside the first task, or two DAG runs, on a ledger nobody has migrated yet:
+    each saw no alembic_version table and created it, and all but one failed."""
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    start = str(time.time() + 6)  # after every interpreter has imported SQLAlchemy and Alembic
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT, url, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes = [process.communicate(timeout=120) for process in processes]
+    assert [out.strip() for out, _ in outcomes] == ["ok"] * 4, [err for _, err in outcomes]
+    engine = make_ledger_engine(url)
+    with engine.connect() as conn:
+        assert len(conn.execute(text("SELECT version_num FROM alembic_version")).all()) == 1
+    engine.dispose()
