@@ -77,8 +77,8 @@ class FetchInputs(GroupDayInputs):
     resolve_incidents: str | None = Field(
         None,
         min_length=3,
-        description="mark the open incidents (rejected deliveries, gaps) of the group and day "
-        "resolved with this explanation, then fetch",
+        description="mark the open incidents (rejected, gap, backwards, oversize) of the group "
+        "and day resolved with this explanation, then fetch (an accepted stored batch first)",
     )
 
 
