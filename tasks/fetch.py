@@ -239,15 +239,16 @@ def ingest(
     if delivery.outcome in ("backwards", "oversize"):
         what = {
             "backwards": "the API served an earlier batch number with content never seen under "
-            "it: another user of the group restarted or moved its cursor, or the API resamples "
-            "on a restart. Replay the group and day (realtor_replay) to start over cleanly",
+            "it (another user of the group restarted or moved its cursor, or the API resamples "
+            "on a restart). Replay the group and day (realtor_replay) to start over cleanly, or",
             "oversize": "check the body (kept raw) before anything trains on it: the API may "
-            "have served several batches, or another data set, at once. If it is right",
+            "have served several batches, or another data set, at once. If it is right,",
         }[delivery.outcome]
         raise DeliveryRefusedError(
             f"{delivery.reason}. Batch {number} is stored, nothing of it lost (batch_id "
-            f"{batch.id}, delivery {delivery.id}, body {store.uri(body_key)}), and goes through "
-            f"the pipeline once accepted; {what}, {accept} to accept it"
+            f"{batch.id}, delivery id {delivery.id}, body {store.uri(body_key)}), and goes "
+            f"through the pipeline once accepted. {what[0].upper()}{what[1:]} {accept} to "
+            "accept it"
         )
     if delivery.outcome == "gap":
         missing = delivery.expected_batch_number
