@@ -18,7 +18,10 @@ cursor over; with an external API only when ``--replay`` asks: restarting the co
 resets the group's cursor for everyone using that group), then
 ``airflow dags test realtor_pipeline`` per batch until fetch reports ``exhausted``, showing each
 task's summary line as it finishes, and prints what happened to every batch, read back from
-the ledger. The ``airflow`` commands run one after the other in one Airflow process
+the ledger. A batch an earlier run started and did not finish (killed before record) is
+named at the start, finished by the first run (fetch hands it back before asking the API),
+and the summary says so ("batch 0 was interrupted in an earlier run; finished now").
+The ``airflow`` commands run one after the other in one Airflow process
 (``scripts/airflow_runs.py``), which pays Airflow's start-up once instead of once per run.
 Then it starts serving on the same stores, prices a few houses, explains one, and stops it
 (``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running). The last lines
@@ -301,6 +304,34 @@ def exhausted(group_number: int, day: str) -> bool:
     return cursor is not None and cursor.exhausted_at is not None
 
 
+def unfinished(group_number: int, day: str) -> dict[int, int]:
+    """Batches a run started and did not finish (no record row): batch_id -> batch number."""
+    from tasks.ledger import Ledger
+
+    ledger = Ledger.open(os.environ["LEDGER_URL"])
+    return {b.id: b.batch_number for b in ledger.unfinished_batches(group_number, day)}
+
+
+def interruptions(before: dict[int, int], after: dict[int, int]) -> list[str]:
+    """What became of the batches unfinished before the runs, and of those unfinished now."""
+    lines = []
+    for batch_id, number in before.items():
+        if batch_id in after:
+            lines.append(
+                f"batch {number} (batch_id {batch_id}) was interrupted in an earlier run and is "
+                "still not finished: see the failed run's log"
+            )
+        else:
+            lines.append(f"batch {number} was interrupted in an earlier run; finished now")
+    for batch_id, number in after.items():
+        if batch_id not in before:
+            lines.append(
+                f"batch {number} (batch_id {batch_id}) was interrupted in this demo (no record "
+                "row): the next run finishes it before taking a new batch"
+            )
+    return lines
+
+
 def summaries(group_number: int, day: str) -> list[dict[str, Any]]:
     from tasks.ledger import Ledger
     from tasks.story import batch_summaries
@@ -411,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
                 "each task runs as its own process, forked from a launcher that imported the "
                 "task's libraries once (PIPELINE_LOCAL_PRELOAD=0: a fresh interpreter each time)"
             )
+        waiting = unfinished(args.group_number, args.day)
+        for batch_id, number in waiting.items():
+            say(
+                f"batch {number} (batch_id {batch_id}) was interrupted in an earlier run (it has "
+                "no record row): the next run finishes it before taking a new batch"
+            )
         with airflow_session(env) as airflow:
             if not external or args.replay:
                 say("realtor_replay: the API and the ledger cursor start from the first batch")
@@ -423,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                 if airflow.run(["dags", "test", "realtor_pipeline", "-c", conf], log_path):
                     tail = "".join(log_path.read_text(errors="replace").splitlines(True)[-40:])
                     say(f"run {run} FAILED; last lines of {log_path}:\n{tail}")
+                    for line in interruptions(waiting, unfinished(args.group_number, args.day)):
+                        say(line)
                     return 1
                 if exhausted(args.group_number, args.day):
                     say(f"the data API is exhausted after {run - 1} batches")
@@ -432,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         clock.lap("DAG runs")
     clock.lap("data API stop")
     print_table(summaries(args.group_number, args.day))
+    for line in interruptions(waiting, unfinished(args.group_number, args.day)):
+        say(line)
     clock.lap("table")
     if args.no_serving:
         say("serving skipped (--no-serving)")

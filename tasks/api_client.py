@@ -4,7 +4,10 @@
 batch has been served (end of data, a clean outcome, recognised whatever its accents:
 :func:`tasks.delivery.is_end_of_data`). Connection errors, timeouts, 5xx and truncated bodies
 are retried with exponential backoff (tenacity). What will not change is not retried: a URL
-that is not ``http(s)://host``, any other 4xx, a 200 that is not JSON (an HTML page).
+that is not ``http(s)://host``, any other 4xx, a 200 that is not JSON (an HTML page, whatever
+its content type claims: :class:`NotJsonError` quotes its first 80 characters). A body is cut
+short, and retried, when it began as JSON and the decoder stopped at its end
+(:func:`looks_cut_short`).
 
 A JSON body is a *delivery*: the API may already have moved its cursor, so the client never
 throws it away. It comes back as :class:`ServedBatch` with the body as received (gzip, byte for
@@ -21,6 +24,7 @@ records, 79 MB of JSON), well inside a task pod's 2 GiB.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -57,6 +61,10 @@ class ApiError(RuntimeError):
 
 class TransientApiError(RuntimeError):
     """A failure worth retrying: 5xx, or a body cut short."""
+
+
+class NotJsonError(ApiError):
+    """A 200 whose body is not JSON (an HTML page, text): not retried, nothing stored."""
 
 
 class ResponseShapeError(ValueError):
@@ -219,7 +227,14 @@ def _fetch_once(http: httpx.Client, group_number: int, day: str) -> ServedBatch 
                 "the data API; set it to the API's base URL (the one whose /data answers JSON)"
             )
         body = response.read()
-    served = judge_body(body, group_number, day)
+    try:
+        served = judge_body(body, group_number, day)
+    except NotJsonError as exc:
+        raise NotJsonError(
+            f"{response.url} answered HTTP 200 with {content_type.split(';')[0] or 'no content type'}"
+            f" but {exc}. DATA_API_URL may point at a proxy or a web page, not the data API: set "
+            "it to the API's base URL (the one whose /data answers JSON); nothing was stored"
+        ) from exc
     served.payload_bytes = len(body)
     served.payload_sha256 = hashlib.sha256(body).hexdigest()
     served.payload_gzip = gzip_body(body)
@@ -234,7 +249,8 @@ def gzip_body(body: bytes) -> bytes:
 def judge_body(body: bytes, group_number: int, day: str) -> ServedBatch:
     """Parse a complete body into a :class:`ServedBatch`, accepted or with its refusal.
 
-    A body that is not valid JSON raises :class:`TransientApiError` (it was cut short).
+    A body cut short raises :class:`TransientApiError`; one that is not JSON at all,
+    :class:`NotJsonError`.
     """
     document = decode_body(body)
     header: dict[str, Any] = {}
@@ -286,13 +302,43 @@ def _detail(body: bytes) -> str:
     return payload.get("detail", payload) if isinstance(payload, dict) else str(payload)
 
 
+_BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
+
+
+def looks_cut_short(body: bytes, error: str) -> bool:
+    """True when ``body`` began as a JSON document and stopped early (a retry may get it whole).
+
+    It begins with ``{`` or ``[`` (after blanks) and the decoder ran off its end: "truncated",
+    or malformed at its last byte (msgspec's word for a number cut after its point or sign).
+    An HTML page, plain text, or JSON with garbage in the middle is not cut short.
+    """
+    start = body.lstrip()[:1]
+    if not start:
+        return True  # an empty 200: the answer did not arrive
+    if start not in (b"{", b"["):
+        return False
+    if "truncated" in error:
+        return True
+    found = _BYTE_OFFSET.search(error)
+    return found is not None and int(found.group(1)) >= len(body) - 1
+
+
 def decode_body(body: bytes) -> Any:
-    """The body's JSON document; :class:`TransientApiError` when it is not valid JSON."""
+    """The body's JSON document.
+
+    :class:`TransientApiError` when it is JSON cut short (retried); :class:`NotJsonError`
+    when it is not JSON at all, whatever the content type said (not retried).
+    """
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise TransientApiError(
-            f"the body is not valid JSON ({exc}); it may have been cut short"
+        if looks_cut_short(body, str(exc)):
+            raise TransientApiError(
+                f"the body is not valid JSON ({exc}); it was cut short after {len(body):,} bytes"
+            ) from exc
+        raise NotJsonError(
+            f"the body is not JSON ({exc}), whatever its content type says: it begins "
+            f"{_one_line(body[:400].decode(errors='replace'), 80)!r} ({len(body):,} bytes)"
         ) from exc
 
 

@@ -83,3 +83,59 @@ def gap(expected: int | None, served: int) -> int | None:
 def next_expected(expected: int | None, served: int) -> int:
     """The batch number expected after ``served`` was recorded."""
     return served + 1 if expected is None else max(expected, served + 1)
+
+
+Incident = Literal["gap", "backwards", "oversize"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a new body (not a duplicate) becomes: ``stored`` or an incident, with its reason."""
+
+    outcome: Literal["stored", "redelivery", "gap", "backwards", "oversize"]
+    reason: str | None = None
+    expected_batch_number: int | None = None  # gap, backwards: the number the ledger expected
+
+
+def judge_new(
+    kind: Kind,
+    expected: int | None,
+    served: int,
+    payload_bytes: int,
+    largest_accepted: int | None,
+    oversize_factor: float,
+) -> Verdict:
+    """Whether a body with new content (``kind`` new or redelivery) is stored or an incident.
+
+    - ``gap``: a new number ahead of the expected one (:func:`gap`);
+    - ``backwards``: new content under a number below the last one received (the API went
+      back and served something else: another group's cursor, a restart that resamples).
+      The newest number again with new content is the time window resampling (a
+      ``redelivery``), and an old number with the same content is a replay: a duplicate,
+      never judged here;
+    - ``oversize``: more than ``oversize_factor`` times the largest body accepted so far for
+      the (group, day) (none accepted yet: no reference, never oversize).
+
+    The first that applies, in that order; else ``stored`` / ``redelivery``.
+    """
+    if kind == "duplicate":
+        raise ValueError("a duplicate is not judged: it stores nothing")
+    missing = gap(expected, served) if kind == "new" else None
+    if missing is not None:
+        first = "0 or 1" if expected is None else str(missing)
+        return Verdict("gap", f"gap: expected batch {first}, got {served}", missing)
+    if expected is not None and served < expected - 1:
+        return Verdict(
+            "backwards",
+            f"backwards: batch {served} with new content after batch {expected - 1} (the API "
+            "went back)",
+            expected,
+        )
+    if largest_accepted and payload_bytes > oversize_factor * largest_accepted:
+        return Verdict(
+            "oversize",
+            f"oversize: {payload_bytes:,} bytes, {payload_bytes / largest_accepted:.1f}x the "
+            f"largest body accepted so far ({largest_accepted:,} bytes; FETCH_OVERSIZE_FACTOR "
+            f"is {oversize_factor:g})",
+        )
+    return Verdict("stored" if kind == "new" else "redelivery")

@@ -16,9 +16,21 @@ ledger's ``deliveries`` with what became of it:
 
 It fails loudly (exit 1), and refuses to read on for the (group, day) until a person resolves
 it (a replay, or ``--resolve-incidents "why"``), when the body is one it cannot accept (its header or
-records have the wrong shape: kept raw with the reason) or when the batch number skips ahead
-of the one the ledger expects (a gap: the batch is stored, the missing numbers are named).
+records have the wrong shape: kept raw with the reason), when the batch number skips ahead
+of the one the ledger expects (a gap: the batch is stored, the missing numbers are named),
+when new content comes under a number below the last one received (``backwards``; the
+newest number again is the time window, an old one with the same content a replay: neither
+is an incident), or when the body is more than ``FETCH_OVERSIZE_FACTOR`` times the largest
+accepted so far for the group and day (``oversize``). A stored incident's batch goes through
+the pipeline once accepted (see below).
 A retry then cannot move past the lost batch into the next one.
+
+A batch a run started and did not finish (validated, with no ``batch_records`` row: the
+run was killed, or a step failed) is returned again, with ``outcome`` ``resumed``, before the
+API is asked for a new batch: the run's steps are idempotent, so validate, drift_check,
+train, promote and record pick up where it stopped. A batch stored with an incident that a
+person accepted (``--resolve-incidents``) comes the same way, with ``outcome`` ``accepted``.
+The oldest such batch comes first; a run takes one.
 
 A body whose objects are written but whose ledger row is not (the ledger went down) is found
 again by the next run, which records it before asking the API for more: no object stays
@@ -47,9 +59,10 @@ from tasks.api_client import (
     judge_body,
 )
 from tasks.cli import GroupDayInputs, run_task
-from tasks.delivery import Recorded, classify, gap
+from tasks.delivery import Recorded, classify, judge_new
 from tasks.lake import GZIP_JSON, PARQUET, payload_key, payload_prefix, raw_key, to_parquet
 from tasks.ledger import Batch, Delivery, Ledger, utcnow
+from tasks.lifecycle_ledger import find_validation
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import ObjectStore, StorageError, open_store
@@ -64,8 +77,8 @@ class FetchInputs(GroupDayInputs):
     resolve_incidents: str | None = Field(
         None,
         min_length=3,
-        description="mark the open incidents (rejected deliveries, gaps) of the group and day "
-        "resolved with this explanation, then fetch",
+        description="mark the open incidents (rejected, gap, backwards, oversize) of the group "
+        "and day resolved with this explanation, then fetch (an accepted stored batch first)",
     )
 
 
@@ -111,11 +124,16 @@ def _put(store: ObjectStore, key: str, data: bytes, content_type: str) -> None:
 
 
 def ingest(
-    served: ServedBatch, store: ObjectStore, ledger: Ledger, budget_seconds: float
+    served: ServedBatch,
+    store: ObjectStore,
+    ledger: Ledger,
+    budget_seconds: float,
+    oversize_factor: float = 5.0,
 ) -> tuple[Delivery, Batch | None]:
     """Keep the body, then judge and record it; (delivery, its batch or None if rejected).
 
-    Raises :class:`DeliveryRefusedError` after recording a rejected body or a gap.
+    Raises :class:`DeliveryRefusedError` after recording a rejected body or an incident (a
+    gap, a number that went backwards, an oversize body: :func:`tasks.delivery.judge_new`).
     """
     group, day = served.group_number, served.day
     body_key = payload_key(group, day, served.payload_sha256)
@@ -178,13 +196,14 @@ def ingest(
                 return delivery, ledger.get_batch(verdict.batch_id)
             cursor = ledger.cursor(group, day)
             expected = cursor.next_batch_number if cursor is not None else None
-            missing = gap(expected, number) if verdict.kind == "new" else None
-            outcome = {"new": "stored", "redelivery": "redelivery"}[verdict.kind]
-            reason = None
-            if missing is not None:
-                outcome = "gap"
-                first = "0 or 1" if expected is None else str(missing)
-                reason = f"gap: expected batch {first}, got {number}"
+            judged = judge_new(
+                verdict.kind,
+                expected,
+                number,
+                served.payload_bytes,
+                ledger.largest_accepted_payload(group, day),
+                oversize_factor,
+            )
             batch = Batch(
                 group_number=group,
                 day=day,
@@ -200,7 +219,10 @@ def ingest(
                 status="raw",
             )
             delivery = Delivery(
-                outcome=outcome, expected_batch_number=missing, reason=reason, **base
+                outcome=judged.outcome,
+                expected_batch_number=judged.expected_batch_number,
+                reason=judged.reason,
+                **base,
             )
             try:
                 ledger.record_delivery(delivery, batch)
@@ -213,6 +235,21 @@ def ingest(
         )
 
     delivery, batch = persist("recording", record_accepted, budget_seconds)
+    accept = f'run `python -m tasks.fetch --group-number {group} --day {day} --resolve-incidents "<why>"`'
+    if delivery.outcome in ("backwards", "oversize"):
+        what = {
+            "backwards": "the API served an earlier batch number with content never seen under "
+            "it (another user of the group restarted or moved its cursor, or the API resamples "
+            "on a restart). Replay the group and day (realtor_replay) to start over cleanly, or",
+            "oversize": "check the body (kept raw) before anything trains on it: the API may "
+            "have served several batches, or another data set, at once. If it is right,",
+        }[delivery.outcome]
+        raise DeliveryRefusedError(
+            f"{delivery.reason}. Batch {number} is stored, nothing of it lost (batch_id "
+            f"{batch.id}, delivery id {delivery.id}, body {store.uri(body_key)}), and goes "
+            f"through the pipeline once accepted. {what[0].upper()}{what[1:]} {accept} to "
+            "accept it"
+        )
     if delivery.outcome == "gap":
         missing = delivery.expected_batch_number
         if "0 or 1" in (delivery.reason or ""):
@@ -232,7 +269,12 @@ def ingest(
 
 
 def adopt_unrecorded(
-    store: ObjectStore, ledger: Ledger, group: int, day: str, budget_seconds: float
+    store: ObjectStore,
+    ledger: Ledger,
+    group: int,
+    day: str,
+    budget_seconds: float,
+    oversize_factor: float = 5.0,
 ) -> list[Delivery]:
     """Record bodies kept in the raw zone by a run that died before its ledger row."""
     keys = persist(
@@ -260,7 +302,7 @@ def adopt_unrecorded(
     adopted = []
     for served in sorted(orphans, key=lambda s: (s.batch_number is None, s.batch_number or 0)):
         log.warning("fetch.adopting", key=payload_key(group, day, served.payload_sha256))
-        adopted.append(ingest(served, store, ledger, budget_seconds)[0])
+        adopted.append(ingest(served, store, ledger, budget_seconds, oversize_factor)[0])
     return adopted
 
 
@@ -289,9 +331,16 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
             f"run `python -m tasks.fetch --group-number {group_number} --day {day} --resolve-incidents "
             '"<why>"`'
         )
-    adopted = adopt_unrecorded(store, ledger, group_number, day, budget)
+    factor = settings.fetch_oversize_factor
+    adopted = adopt_unrecorded(store, ledger, group_number, day, budget, factor)
     if adopted:
         base["adopted_deliveries"] = [row.id for row in adopted]
+    unfinished = persist(
+        "reading the ledger", lambda: ledger.unfinished_batches(group_number, day), budget
+    )
+    if unfinished:  # an earlier run took it and ended half-way, or a person accepted it
+        started = find_validation(ledger, unfinished[0].id) is not None
+        return resume(unfinished[0], unfinished[1:], store, base, interrupted=started)
     timeout = httpx.Timeout(
         settings.fetch_timeout_seconds, connect=settings.fetch_connect_timeout_seconds
     )
@@ -305,7 +354,7 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
         ledger.mark_exhausted(group_number, day)
         return {**base, "status": "exhausted", "detail": outcome.detail}
     try:
-        delivery, batch = ingest(outcome, store, ledger, budget)
+        delivery, batch = ingest(outcome, store, ledger, budget, factor)
     except PersistError as exc:
         raise PersistError(
             f"{exc}. The body received is kept in the raw zone if it could be written "
@@ -337,7 +386,52 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
     }
 
 
+def resume(
+    batch: Batch,
+    waiting: Sequence[Batch],
+    store: ObjectStore,
+    base: dict[str, Any],
+    *,
+    interrupted: bool,
+) -> dict[str, Any]:
+    """The result that hands an unfinished batch to the rest of the run (again)."""
+    if interrupted:
+        why = "was interrupted in an earlier run (validated, no record row)"
+    else:
+        why = "was stored with an incident a person has since accepted"
+    note = (
+        f"batch {batch.batch_number} (batch_id {batch.id}) {why}; this run finishes it "
+        "before asking the API for a new batch"
+    )
+    if waiting:
+        note += f"; {len(waiting)} more wait(s): batch_ids {[b.id for b in waiting]}"
+    log.warning("fetch.resuming_interrupted", batch_id=batch.id, waiting=[b.id for b in waiting])
+    return {
+        **base,
+        "status": "stored",
+        "outcome": "resumed" if interrupted else "accepted",
+        "resumed": True,
+        "interrupted": interrupted,
+        "note": note,
+        "batch_id": batch.id,
+        "batch_number": batch.batch_number,
+        "delivery": batch.delivery,
+        "raw_key": batch.raw_key,
+        "raw_uri": store.uri(batch.raw_key),
+        "payload_key": batch.payload_key,
+        "rows": batch.rows,
+        "bytes": batch.bytes,
+        "sha256": batch.sha256,
+        "payload_bytes": batch.payload_bytes,
+        "attempts": 0,
+        "schema_problems": batch.schema_problems or [],
+        "nulled_values": {},
+    }
+
+
 def summary(result: dict[str, Any]) -> str:
+    if result.get("resumed"):
+        return f"fetch: {result['note']} -> {result['raw_uri']}"
     if result["status"] == "exhausted":
         return f"fetch: group {result['group_number']} day {result['day']}: exhausted"
     delivery = f" (delivery {result['delivery']})" if result.get("delivery", 1) > 1 else ""

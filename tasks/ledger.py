@@ -27,6 +27,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    or_,
     select,
     text,
 )
@@ -102,7 +104,9 @@ class Delivery(Base):
     already stored: a delivery of its own, with its own batch row), ``duplicate`` (the same
     content again: nothing new stored), ``rejected`` (a body the fetch refuses: kept raw with
     its reason, no batch row), ``gap`` (stored, but its number skipped ahead of the expected
-    one). A ``rejected`` or ``gap`` delivery is an incident: fetch refuses to read on for its
+    one), ``backwards`` (stored, but new content under a number below the last one received),
+    ``oversize`` (stored, but far larger than any body accepted before for its group and day).
+    A ``rejected``, ``gap``, ``backwards`` or ``oversize`` delivery is an incident: fetch refuses to read on for its
     (group, day) until it is resolved (a replay, or ``tasks.fetch --resolve``).
     """
 
@@ -132,7 +136,11 @@ class Delivery(Base):
 
 
 #: delivery outcomes that stop the fetch of their (group, day) until resolved
-INCIDENTS = ("rejected", "gap")
+INCIDENTS = ("rejected", "gap", "backwards", "oversize")
+#: the resolution a replay writes on the incidents it resolves (the API serves them again)
+REPLAY_RESOLUTION = "replay: the API and the cursor started over"
+#: incidents whose batch is stored: once resolved, the pipeline runs on it like any batch
+STORED_INCIDENTS = ("gap", "backwards", "oversize")
 
 
 class LedgerConflictError(RuntimeError):
@@ -319,6 +327,52 @@ class Ledger:
         with self.session() as session:
             return list(session.scalars(query))
 
+    def largest_accepted_payload(self, group_number: int, day: str) -> int | None:
+        """The largest body of (group, day) stored and not an open incident (None: none yet)."""
+        with self.session() as session:
+            return session.scalar(
+                select(func.max(Delivery.payload_bytes)).where(
+                    Delivery.group_number == group_number,
+                    Delivery.day == day,
+                    Delivery.batch_id.is_not(None),
+                    or_(Delivery.outcome.not_in(INCIDENTS), Delivery.resolved_at.is_not(None)),
+                )
+            )
+
+    def unfinished_batches(self, group_number: int, day: str) -> list[Batch]:
+        """Batches of (group, day) a run started and did not finish, oldest first.
+
+        Started: validate recorded its outcome, or the batch came with an incident (gap,
+        backwards, oversize) a person has accepted (``--resolve-incidents``; a replay is not
+        an acceptance: the API serves the batch again). Not finished: no ``batch_records``
+        row (record did not run: the run was killed, or a step failed).
+        """
+        accepted = (
+            select(Delivery.batch_id)
+            .where(
+                Delivery.batch_id.is_not(None),
+                Delivery.outcome.in_(STORED_INCIDENTS),
+                Delivery.resolved_at.is_not(None),
+                Delivery.resolution != REPLAY_RESOLUTION,
+            )
+            .scalar_subquery()
+        )
+        validated = select(Validation.batch_id).scalar_subquery()
+        recorded = select(BatchRecord.batch_id).scalar_subquery()
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(Batch)
+                    .where(
+                        Batch.group_number == group_number,
+                        Batch.day == day,
+                        or_(Batch.id.in_(validated), Batch.id.in_(accepted)),
+                        Batch.id.not_in(recorded),
+                    )
+                    .order_by(Batch.id)
+                )
+            )
+
     def open_incidents(self, group_number: int, day: str) -> list[Delivery]:
         """Rejected deliveries and gaps of (group, day) nobody has resolved yet."""
         with self.session() as session:
@@ -393,9 +447,7 @@ class Ledger:
                 cursor.next_batch_number = None
                 cursor.exhausted_at = None
                 cursor.updated_at = utcnow()
-        return self.resolve_incidents(
-            group_number, day, "replay: the API and the cursor started over"
-        )
+        return self.resolve_incidents(group_number, day, REPLAY_RESOLUTION)
 
 
 class Validation(Base):
@@ -471,6 +523,22 @@ class Promotion(Base):
     challenger_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     champion_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchRecord(Base):
+    """The record step's mark: the batch's run ended, its summary is written (migration 0005).
+
+    A batch the pipeline started (it has a validation, or it is an accepted incident) and
+    that has no row here was interrupted: fetch returns it again before asking the API for a
+    new batch (:meth:`Ledger.unfinished_batches`), so the run finishes it.
+    """
+
+    __tablename__ = "batch_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True, unique=True)
+    summary_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class InferenceLog(Base):

@@ -1,6 +1,7 @@
-"""The one home of the steps' ledger records: validations, drift decisions, trainings, promotions.
+"""The one home of the steps' ledger records: validations, drift decisions, trainings, promotions,
+and the record step's mark that a batch's run ended (``batch_records``).
 
-One convention for all four, because the database says there is at most one row per batch
+One convention for all five, because the database says there is at most one row per batch
 in each (a unique index on ``batch_id``, migration 0004):
 
 - ``find_<record>(ledger_or_session, batch_id) -> row | None``: *the* row of the batch;
@@ -23,9 +24,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.ledger import (
+    Batch,
+    BatchRecord,
+    DriftDecision,
+    Ledger,
+    Promotion,
+    Training,
+    Validation,
+)
 
-StepRecord = TypeVar("StepRecord", Validation, DriftDecision, Training, Promotion)
+StepRecord = TypeVar("StepRecord", Validation, DriftDecision, Training, Promotion, BatchRecord)
 LedgerOrSession = Ledger | Session
 
 
@@ -105,6 +114,15 @@ def find_promotion(where: LedgerOrSession, batch_id: int) -> Promotion | None:
 
 def record_promotion(where: LedgerOrSession, promotion: Promotion) -> tuple[Promotion, bool]:
     return _record(where, promotion)
+
+
+def find_batch_record(where: LedgerOrSession, batch_id: int) -> BatchRecord | None:
+    """The batch's record row: its run ended (None: not yet, or interrupted)."""
+    return _find(where, BatchRecord, batch_id)
+
+
+def record_batch_record(where: LedgerOrSession, row: BatchRecord) -> tuple[BatchRecord, bool]:
+    return _record(where, row)
 
 
 def training_of_version(ledger: Ledger, model_name: str, model_version: str) -> Training | None:

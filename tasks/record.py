@@ -7,6 +7,10 @@ writes ``reports/runs/batch_id=<id>/summary.json`` in the object store; the same
 the XCom result. It records whatever the ledger holds: a skipped or quarantined batch has no
 training, a rejected challenger has ``promoted: false`` with the reasons. Idempotent: when the
 stored summary already says the same, nothing is written.
+
+Every batch's run ends here: record inserts the batch's ``batch_records`` row (once), the
+mark fetch looks for. A validated batch without it was interrupted, and the next fetch
+returns it again to finish it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 
 from tasks.cli import BatchInputs, run_task
 from tasks.lake import summary_key
-from tasks.ledger import Ledger
+from tasks.ledger import BatchRecord, Ledger
+from tasks.lifecycle_ledger import record_batch_record
 from tasks.logs import get_logger
 from tasks.settings import TaskSettings
 from tasks.storage import open_store
@@ -35,6 +40,7 @@ def run(inputs: RecordInputs, settings: TaskSettings) -> dict[str, Any]:
     ledger = Ledger.of(settings)
     store = open_store(settings.storage_url, settings)
     summary = build_summary(*read_story(ledger, inputs.batch_id))
+    summary["recorded"] = True  # the run ends here (the batch_records row follows the summary)
     key = summary_key(inputs.batch_id)
     data = json.dumps(summary, sort_keys=True, indent=2, default=str).encode()
     if store.exists(key) and store.get_bytes(key) == data:
@@ -42,6 +48,10 @@ def run(inputs: RecordInputs, settings: TaskSettings) -> dict[str, Any]:
     else:
         store.put_bytes(key, data, content_type="application/json")
         log.info("record.written", batch_id=inputs.batch_id, key=key)
+    # the mark that the batch's run ended: without it, the next fetch returns the batch again
+    _, created = record_batch_record(ledger, BatchRecord(batch_id=inputs.batch_id, summary_key=key))
+    if created:
+        log.info("record.finished", batch_id=inputs.batch_id)
     return {**summary, "summary_key": key, "summary_uri": store.uri(key)}
 
 

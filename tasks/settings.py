@@ -43,6 +43,12 @@ class TaskSettings(BaseSettings):
         "store or ledger down) before failing; the body stays in the raw zone and the next "
         "fetch records it",
     )
+    fetch_oversize_factor: float = Field(
+        5.0,
+        gt=1,
+        description="a body more than this many times the largest accepted so far for the group "
+        "and day is an incident (the course's batches grow at most 2.4x from one to the next)",
+    )
 
     # object store and ledger
     storage_url: str = Field(

@@ -14,7 +14,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.ledger import (
+    Batch,
+    BatchRecord,
+    DriftDecision,
+    Ledger,
+    Promotion,
+    Training,
+    Validation,
+)
 
 #: metrics copied from the training's metrics into the summary, when present
 SUMMARY_METRICS = ("mae", "rmse", "r2", "mape", "baseline_mae")
@@ -114,7 +122,11 @@ def read_story(
 def batch_summaries(
     ledger: Ledger, group_number: int | None = None, day: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every batch's story (oldest batch first), optionally of one group and day."""
+    """Every batch's story (oldest batch first), optionally of one group and day.
+
+    Each also says whether its run ended (``recorded``: record wrote its ``batch_records``
+    row); a validated batch without it was interrupted, or is running now.
+    """
     query = select(Batch).order_by(Batch.id)
     if group_number is not None:
         query = query.where(Batch.group_number == group_number)
@@ -131,9 +143,17 @@ def batch_summaries(
                 if row.batch_id not in by_batch or row.id > by_batch[row.batch_id].id:
                     by_batch[row.batch_id] = row
             latest.append(by_batch)
-    return [
-        build_summary(batch, *(records.get(batch.id) for records in latest)) for batch in batches
-    ]
+        recorded = set(
+            session.scalars(select(BatchRecord.batch_id).where(BatchRecord.batch_id.in_(ids)))
+            if ids
+            else []
+        )
+    summaries = []
+    for batch in batches:
+        summary = build_summary(batch, *(records.get(batch.id) for records in latest))
+        summary["recorded"] = batch.id in recorded  # False: its run has not ended (yet)
+        summaries.append(summary)
+    return summaries
 
 
 def history_entry(

@@ -19,16 +19,22 @@ fails: a model is never trained without a recorded reason). The steps (:func:`_t
 Training and scoring use ``TRAIN_THREADS`` OpenMP threads (0: :func:`tasks.threads.training_threads`
 decides, for the search's rows and for all training rows).
 Idempotent: a batch with a training returns it.
+
+A failure ends the MLflow run FAILED: an exception unwinds the run, SIGTERM is turned into one
+(:func:`sigterm_raises`), and a run left RUNNING by a task killed outright (SIGKILL) is ended
+FAILED by the next train of the batch, tagged ``ended_by`` with why
+(:func:`tasks.training_log.end_abandoned_runs`).
 """
 
 from __future__ import annotations
 
 import json
 import resource
+import signal
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import redirect_stdout
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +67,37 @@ class TrainingRefusedError(RuntimeError):
     """The ledger does not justify (or allow) a training for this batch."""
 
 
+class TrainingTerminatedError(RuntimeError):
+    """SIGTERM arrived while training (Airflow's on_kill, a pod deleted)."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`TrainingTerminatedError` inside the block.
+
+    Python's default SIGTERM ends the process at once, leaving the MLflow run RUNNING; an
+    exception unwinds ``mlflow.start_run``, which ends the run FAILED. Outside the main
+    thread (a signal handler cannot be set there) the block runs unchanged.
+    """
+
+    def stop(signum: int, _frame: object) -> None:
+        raise TrainingTerminatedError(
+            f"stopped by {signal.Signals(signum).name} while training (Airflow's on_kill, or "
+            "the pod was deleted); the MLflow run is ended FAILED, and the next train of the "
+            "batch starts it over"
+        )
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
     ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
@@ -78,9 +115,13 @@ def run(inputs: TrainInputs, settings: TaskSettings) -> dict[str, Any]:
         adopted = _adopt_registered_version(session, settings, batch, decision)
         if adopted is not None:
             return _result(adopted, {"status": "existing"})
+        from tasks.training_log import end_abandoned_runs
+
+        ended = end_abandoned_runs(settings.mlflow_tracking_uri, settings.model_name, batch.id)
         # MLflow prints run URLs to stdout; stdout carries only the task's summary line
-        with redirect_stdout(sys.stderr):
-            return _train(ledger, session, settings, batch, decision)
+        with redirect_stdout(sys.stderr), sigterm_raises():
+            result = _train(ledger, session, settings, batch, decision)
+        return {**result, "ended_abandoned_runs": ended} if ended else result
 
 
 def _train(

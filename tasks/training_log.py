@@ -79,6 +79,40 @@ def champion_params(tracking_uri: str, model_name: str) -> dict[str, Any] | None
     return values or None
 
 
+#: the tag a run ended by someone other than its own task carries: who ended it, and why
+ENDED_BY_TAG = "ended_by"
+
+
+def end_abandoned_runs(tracking_uri: str, model_name: str, batch_id: int) -> list[str]:
+    """End FAILED the runs of ``batch_id``'s training still RUNNING; their ids.
+
+    Call it holding the batch's training lock: no live train of the batch can own such a run,
+    so it was left by a task killed mid-logging (SIGKILL cannot be caught; an exception or
+    SIGTERM ends the run FAILED itself). Tagged :data:`ENDED_BY_TAG` with the reason.
+    """
+    client = registry.client(tracking_uri)
+    experiment = client.get_experiment_by_name(model_name)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.batch_id = '{batch_id}' and attributes.status = 'RUNNING'",
+    )
+    ended = []
+    for found in runs:
+        run_id = found.info.run_id
+        client.set_tag(
+            run_id,
+            ENDED_BY_TAG,
+            f"tasks.train of batch {batch_id}: found RUNNING with no live task (its task was "
+            "killed before the run ended); a new run trains the batch again",
+        )
+        client.set_terminated(run_id, status="FAILED")
+        log.warning("train.ended_abandoned_run", batch_id=batch_id, run_id=run_id)
+        ended.append(run_id)
+    return ended
+
+
 def ensure_experiment(name: str, artifact_location: str | None) -> None:
     """Use the experiment ``name``, creating it where artifacts should go when it is new."""
     import mlflow

@@ -29,12 +29,16 @@ SKIPPED = "curated, training skipped"
 TRAINED_PROMOTED = "trained, promoted"
 TRAINED_REJECTED = "trained, rejected"
 IN_PROGRESS = "in progress"
+INTERRUPTED = "interrupted"
+#: the outcome text of a validated batch whose run has no record row
+INTERRUPTED_NOTE = "interrupted: no record row (or running now); the next run finishes it"
 BATCH_COLOURS: dict[str, str] = {
     TRAINED_PROMOTED: "#1a9850",
     TRAINED_REJECTED: "#fc8d59",
     SKIPPED: "#4575b4",
     QUARANTINED: "#d73027",
     IN_PROGRESS: "#999999",
+    INTERRUPTED: "#984ea3",
 }
 
 
@@ -197,8 +201,19 @@ def mae_chart(history: Sequence[dict[str, Any]], production: str | None) -> alt.
 # --- Pipeline -------------------------------------------------------------------------------
 
 
+def interrupted(summary: dict[str, Any]) -> bool:
+    """A batch a run validated and did not end (no record row: killed, or running now)."""
+    return summary.get("recorded") is False and summary.get("validation_status") is not None
+
+
+def batch_outcome(summary: dict[str, Any]) -> str:
+    """The outcome text, with the interruption said when the run did not end."""
+    outcome = summary.get("outcome") or batch_category(summary)
+    return f"{outcome} · {INTERRUPTED_NOTE}" if interrupted(summary) else outcome
+
+
 def batch_category(summary: dict[str, Any]) -> str:
-    """What happened to a batch, as one of five colours of the pipeline chart."""
+    """What happened to a batch, as one of six colours of the pipeline chart."""
     if summary.get("validation_status") == "quarantined":
         return QUARANTINED
     if summary.get("decision") == "skip":
@@ -207,7 +222,7 @@ def batch_category(summary: dict[str, Any]) -> str:
         return TRAINED_PROMOTED
     if summary.get("promoted") is False:
         return TRAINED_REJECTED
-    return IN_PROGRESS
+    return INTERRUPTED if interrupted(summary) else IN_PROGRESS
 
 
 def batch_label(summary: dict[str, Any], several_runs: bool) -> str:
@@ -247,7 +262,7 @@ def pipeline_frame(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "model": f"v{s['model_version']}" if s.get("model_version") else "—",
                 "MAE": s.get("mae"),
                 "promoted": "—" if promoted is None else ("yes" if promoted else "no"),
-                "outcome": s.get("outcome") or batch_category(s),
+                "outcome": batch_outcome(s),
             }
         )
     columns = [
@@ -278,7 +293,7 @@ def pipeline_chart_data(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "rows": int(s.get("rows") or 0),
                 "what happened": batch_category(s),
                 "drift share": s.get("drift_share"),
-                "outcome": s.get("outcome") or batch_category(s),
+                "outcome": batch_outcome(s),
                 "why": joined(s.get("decision_reasons") or s.get("validation_reasons")),
             }
             for i, s in enumerate(summaries)

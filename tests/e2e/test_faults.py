@@ -323,3 +323,142 @@ def test_mlflow_killed_during_train_and_during_promote(tmp_path: Path, s3: S3End
             )
         finally:
             mlflow.stop()
+
+
+def wait_for_running_run(tracking_uri: str, batch_id: str, timeout: float = 300) -> str:
+    """The id of the MLflow run of ``batch_id``'s training once it is RUNNING (polled)."""
+    from tasks import registry
+
+    client = registry.client(tracking_uri)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        experiment = client.get_experiment_by_name("realtor-price")
+        if experiment is not None:
+            runs = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.batch_id = '{batch_id}' and attributes.status = 'RUNNING'",
+            )
+            if runs:
+                return runs[0].info.run_id
+        time.sleep(0.1)
+    raise AssertionError(f"no RUNNING run of batch {batch_id} within {timeout} s")
+
+
+def train_stopped_mid_logging(
+    env: dict[str, str], batch: str, tracking_uri: str, signum: int
+) -> tuple[int, str, str]:
+    """Start ``tasks.train``; send ``signum`` once its MLflow run is RUNNING: (code, stderr, run)."""
+    import signal as signals
+
+    xcom = Path(env["XCOM_RETURN_PATH"])
+    xcom.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tasks.train", "--batch-id", batch],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = wait_for_running_run(tracking_uri, batch)
+        os.kill(process.pid, signum)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signals.SIGKILL)
+            process.wait()
+    return process.returncode, stderr, run_id
+
+
+@pytest.mark.postgres
+@pytest.mark.s3
+def test_train_killed_mid_logging_then_the_next_run_finishes_the_batch(
+    tmp_path: Path, s3: S3Endpoint
+):
+    """SIGTERM and SIGKILL on a real train while its MLflow run is RUNNING; then the next run.
+
+    SIGTERM: the task ends its own run FAILED and exits 1 saying why. SIGKILL: the run stays
+    RUNNING until the next train of the batch ends it FAILED, tagged ``ended_by``. The batch
+    has no record row, so the next fetch returns it (``resumed``) instead of a new batch.
+    """
+    import signal as signals
+
+    from tasks import registry
+
+    with (
+        fresh_database("realtor_killed") as ledger_url,
+        fresh_database("mlflow_killed") as mlflow_db,
+        running_data_api(scale=0.01, seed=42) as api,
+    ):
+        mlflow = MlflowServer(mlflow_db, s3, tmp_path, "mlflow-killed")
+        mlflow.start()
+        s3.create_bucket("killed")
+        env = {
+            **s3.env(),
+            "DATA_API_URL": api,
+            "GROUP_NUMBER": "1",
+            "DAY": "Tuesday",
+            "STORAGE_URL": "s3://killed/lake",
+            "LEDGER_URL": ledger_url,
+            "MLFLOW_TRACKING_URI": mlflow.uri,
+            "XCOM_RETURN_PATH": str(tmp_path / "return.json"),
+            "MIN_TRAIN_ROWS": "200",
+            "TRAIN_TIME_BUDGET_SECONDS": "2",
+            "TRAIN_MAX_TRIALS": "1",
+        }
+        try:
+            code, stderr, fetched, _ = task("fetch", env)
+            assert code == 0, stderr
+            batch = str(fetched["batch_id"])
+            for step in ("validate", "drift_check"):
+                code, stderr, _, _ = task(step, env, "--batch-id", batch)
+                assert code == 0, stderr
+            client = registry.client(mlflow.uri)
+
+            # SIGTERM (Airflow's on_kill): the task ends its run FAILED itself
+            code, stderr, terminated = train_stopped_mid_logging(
+                env, batch, mlflow.uri, signals.SIGTERM
+            )
+            assert code == 1, stderr
+            assert "stopped by SIGTERM while training" in last_line(stderr)
+            assert client.get_run(terminated).info.status == "FAILED"
+
+            # SIGKILL: nothing runs in the task; the run stays RUNNING...
+            code, stderr, killed = train_stopped_mid_logging(
+                env, batch, mlflow.uri, signals.SIGKILL
+            )
+            assert code == -signals.SIGKILL
+            assert client.get_run(killed).info.status == "RUNNING"
+            # ...and the next run's fetch hands the interrupted batch back, not a new one
+            code, stderr, again, _ = task("fetch", env)
+            assert code == 0, stderr
+            assert (again["batch_id"], again["outcome"]) == (fetched["batch_id"], "resumed")
+            assert "was interrupted in an earlier run" in again["note"]
+            # its train ends the abandoned run FAILED, with why, and trains the batch once
+            code, stderr, trained, _ = task("train", env, "--batch-id", batch)
+            assert code == 0, stderr
+            assert trained["status"] == "trained"
+            assert trained["ended_abandoned_runs"] == [killed]
+            abandoned = client.get_run(killed)
+            assert abandoned.info.status == "FAILED"
+            assert "its task was killed" in abandoned.data.tags["ended_by"]
+            assert client.get_run(trained["run_id"]).info.status == "FINISHED"
+            for step in ("promote", "record"):
+                code, stderr, _, _ = task(step, env, "--batch-id", batch)
+                assert code == 0, stderr
+            # the batch's run has ended: the next fetch asks the API for a new batch
+            code, stderr, following, _ = task("fetch", env)
+            assert code == 0, stderr
+            assert (following["batch_number"], following["outcome"]) == (2, "stored")
+            versions = client.search_model_versions("name='realtor-price'")
+            assert len(versions) == 1
+            figure(
+                "train_killed_mid_logging",
+                sigterm="run FAILED by the task itself, exit 1",
+                sigkill="run RUNNING until the next train ended it FAILED (ended_by tag)",
+                next_fetch="returned the interrupted batch (resumed), then batch 2",
+                model_versions=len(versions),
+            )
+        finally:
+            mlflow.stop()

@@ -92,6 +92,12 @@ def test_record_writes_the_story_once(task_env: dict[str, str], tmp_path: Path) 
     summary = json.loads(stored.read_text())
     assert summary["decision_reasons"] == ["40 rows: below the minimum volume (100)"]
     assert summary["rows"] == 40
+    assert summary["recorded"] is True
+    # the run's end is in the ledger: the next fetch will not hand this batch back
+    from tasks.lifecycle_ledger import find_batch_record
+
+    mark = find_batch_record(Ledger.open(task_env["LEDGER_URL"]), batch_id)
+    assert mark is not None and mark.summary_key == result["summary_key"]
     written_at = stored.stat().st_mtime_ns
 
     again = run_task("record", ["--batch-id", str(batch_id)], task_env)

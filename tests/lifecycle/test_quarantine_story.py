@@ -64,6 +64,7 @@ def test_broken_batch_is_quarantined_and_the_next_one_goes_on(replayed_api: str,
         batch = str(fetched["batch_id"])
         validated = run_task("validate", env, "--batch-id", batch)
         decided = run_task("drift_check", env, "--batch-id", batch)
+        run_task("record", env, "--batch-id", batch)  # the run ends (skip_training -> record)
         outcomes.append((fetched, validated, decided))
     assert len(outcomes) == 3
 

@@ -66,6 +66,7 @@ def run_batch(env: dict[str, str]) -> dict[str, dict] | None:
     if results["drift_check"]["decision"] == "train":
         results["train"] = run_task("train", env, "--batch-id", batch)
         results["promote"] = run_task("promote", env, "--batch-id", batch)
+    results["record"] = run_task("record", env, "--batch-id", batch)  # every run ends here
     return results
 
 

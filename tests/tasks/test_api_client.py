@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tasks.api_client import (
+    NotJsonError,
     ResponseShapeError,
     TransientApiError,
     _check_header,
@@ -57,6 +58,34 @@ def test_a_truncated_body_is_transient():
     good = json.dumps({"group_number": 1, "batch_number": 1, "data": [record()] * 5}).encode()
     with pytest.raises(TransientApiError, match="not valid JSON"):
         parse(good[: len(good) // 2])
+
+
+@pytest.mark.parametrize("cut", [1, 7, 15, 0.5, 0.9, -1, -2, -5])
+def test_a_json_body_cut_anywhere_is_transient(cut):
+    good = json.dumps(
+        {"group_number": 1, "batch_number": 1, "data": [record(price=1234.5)] * 3}
+    ).encode()
+    end = int(len(good) * cut) if isinstance(cut, float) else cut % len(good)
+    with pytest.raises(TransientApiError, match="cut short after"):
+        parse(good[:end])
+
+
+@pytest.mark.parametrize(
+    ("body", "begins"),
+    [
+        (b"<!doctype html><html><body>Welcome to nginx</body></html>", "<!doctype html><html>"),
+        (b"Service Unavailable", "Service Unavailable"),
+        (b'{"group_number": 1, <b>oops</b> "data": []}' + b" " * 100, '{"group_number": 1, <b>'),
+        (b"\xef\xbb\xbf<html>" + b"x" * 500, "<html>xxxx"),
+    ],
+)
+def test_a_body_that_is_not_json_is_named_and_quoted(body, begins):
+    with pytest.raises(NotJsonError, match="is not JSON") as raised:
+        parse(body)
+    message = str(raised.value)
+    assert begins in message
+    assert "x" * 80 not in message  # at most 80 characters of what came back
+    assert f"({len(body):,} bytes)" in message
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.delivery import Recorded, classify, gap, is_end_of_data, next_expected, normalise
+from tasks.delivery import (
+    Recorded,
+    classify,
+    gap,
+    is_end_of_data,
+    judge_new,
+    next_expected,
+    normalise,
+)
 from tasks.validate import without_repeats
 
 ACCENTED = "Ya se recolectó toda la información mínima necesaria"
@@ -77,6 +85,49 @@ def test_gaps(expected, served):
     else:
         assert missing is None  # the same window again, or a replay
     assert next_expected(expected, served) >= served + 1
+
+
+@given(
+    kind=st.sampled_from(["new", "redelivery"]),
+    expected=st.none() | st.integers(0, 20),
+    served=st.integers(0, 25),
+    size=st.integers(1, 10**9),
+    largest=st.none() | st.integers(1, 10**8),
+    factor=st.floats(1.5, 20),
+)
+def test_new_content_is_stored_or_an_incident_with_its_reason(
+    kind, expected, served, size, largest, factor
+):
+    verdict = judge_new(kind, expected, served, size, largest, factor)
+    ahead = kind == "new" and gap(expected, served) is not None
+    went_back = expected is not None and served < expected - 1
+    too_big = largest is not None and size > factor * largest
+    if ahead:
+        assert verdict.outcome == "gap"
+    elif went_back:
+        assert verdict.outcome == "backwards"
+        assert verdict.reason.startswith(f"backwards: batch {served} with new content after")
+        assert verdict.expected_batch_number == expected
+    elif too_big:
+        assert verdict.outcome == "oversize"
+        assert "FETCH_OVERSIZE_FACTOR" in verdict.reason
+    else:
+        assert verdict.outcome == {"new": "stored", "redelivery": "redelivery"}[kind]
+        assert verdict.reason is None
+    if verdict.outcome in ("gap", "backwards", "oversize"):
+        assert verdict.reason.startswith(verdict.outcome)
+
+
+@given(expected=st.integers(1, 20), size=st.integers(1, 10**6))
+def test_the_time_window_resampling_the_newest_number_is_no_incident(expected, size):
+    """The course's window: new content under the number just received, of a usual size."""
+    verdict = judge_new("redelivery", expected, expected - 1, size, size, 5.0)
+    assert verdict.outcome == "redelivery"
+
+
+def test_a_duplicate_is_never_judged():
+    with pytest.raises(ValueError, match="not judged"):
+        judge_new("duplicate", 3, 1, 10, 10, 5.0)
 
 
 def test_a_text_column_is_reported_once():

@@ -383,3 +383,100 @@ def test_bad_arguments_exit_2_in_one_line(local_env):
     done, _ = run_fetch(local_env, "--group", "1")  # no abbreviations
     assert done.returncode == 2
     assert "unrecognized arguments: --group" in done.stderr
+
+
+# --- bad input at the edge: backwards, oversize, not JSON; runs that end half-way ----------------
+
+
+def test_a_batch_number_that_goes_backwards_with_new_content_is_an_incident(crafted_api, local_env):
+    for number in (1, 2, 3):
+        done, _ = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(number))})
+        assert done.returncode == 0, done.stderr
+    # batch 3 again with new content: the time window resampling, not an incident
+    resampled = crafted_api(200, batch_body(3, price=999.0))
+    done, result = run_fetch({**local_env, "DATA_API_URL": resampled})
+    assert done.returncode == 0, done.stderr
+    assert (result["outcome"], result["delivery"]) == ("redelivery", 2)
+    # batch 1 again with its content: a replay, a duplicate
+    done, result = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(1))})
+    assert (done.returncode, result["status"]) == (0, "duplicate"), done.stderr
+    # batch 1 with new content after batch 3: the API went back
+    url = crafted_api(200, batch_body(1, price=5.0))
+    done, result = run_fetch({**local_env, "DATA_API_URL": url})
+    assert done.returncode == 1 and result is None
+    (line,) = failure_lines(done)
+    assert "backwards: batch 1 with new content after batch 3" in line
+    assert "--resolve-incidents" in line and "realtor_replay" in line
+    ledger = Ledger.open(local_env["LEDGER_URL"])
+    incident = ledger.deliveries()[-1]
+    assert (incident.outcome, incident.batch_number, incident.expected_batch_number) == (
+        "backwards",
+        1,
+        4,
+    )
+    assert incident.batch_id is not None  # stored: nothing lost
+    done, _ = run_fetch({**local_env, "DATA_API_URL": crafted_api(200, batch_body(4))})
+    assert done.returncode == 1 and "open incident" in failure_lines(done)[0]
+    done, result = run_fetch(
+        {**local_env, "DATA_API_URL": crafted_api(200, batch_body(4))},
+        "--resolve-incidents",
+        "another member of group 1 restarted the API",
+    )
+    assert done.returncode == 0, done.stderr
+    # the accepted batch goes through the pipeline before the API is asked for batch 4
+    assert result["resolved"] == [incident.id]
+    assert (result["outcome"], result["batch_id"]) == ("accepted", incident.batch_id)
+    assert "accepted" in done.stdout and "before asking the API" in done.stdout
+
+
+def test_an_answer_far_larger_than_any_before_is_an_incident(crafted_api, local_env):
+    env = {**local_env, "FETCH_OVERSIZE_FACTOR": "5"}
+    usual = batch_body(1)
+    usual["data"] = [record() for _ in range(20)]
+    done, _ = run_fetch({**env, "DATA_API_URL": crafted_api(200, usual)})
+    assert done.returncode == 0, done.stderr
+    # 4x: larger, not far larger
+    bigger = batch_body(2)
+    bigger["data"] = [record() for _ in range(80)]
+    done, _ = run_fetch({**env, "DATA_API_URL": crafted_api(200, bigger)})
+    assert done.returncode == 0, done.stderr
+    huge = batch_body(3)
+    huge["data"] = [record() for _ in range(800)]  # 10x the largest so far
+    done, result = run_fetch({**env, "DATA_API_URL": crafted_api(200, huge)})
+    assert done.returncode == 1 and result is None
+    (line,) = failure_lines(done)
+    assert "oversize:" in line and "10.0x the largest body accepted so far" in line
+    assert "FETCH_OVERSIZE_FACTOR is 5" in line and "--resolve-incidents" in line
+    ledger = Ledger.open(local_env["LEDGER_URL"])
+    incident = ledger.deliveries()[-1]
+    assert (incident.outcome, incident.rows) == ("oversize", 800)
+    assert ledger.get_batch(incident.batch_id).rows == 800  # stored, nothing lost
+
+
+@pytest.mark.parametrize(
+    ("body", "begins"),
+    [
+        (b"<!doctype html><html><head><title>Login</title></head></html>", "<!doctype html>"),
+        (b"upstream connect error or disconnect/reset before headers", "upstream connect"),
+    ],
+)
+def test_a_body_that_is_not_json_labelled_json_is_named_and_not_retried(local_env, body, begins):
+    with scripted_http(lambda: (200, body)) as server:
+        assert server.content_type == "application/json"
+        done, result = run_fetch({**local_env, "DATA_API_URL": server.url})
+    assert done.returncode == 1 and result is None
+    (line,) = failure_lines(done)
+    assert "application/json but the body is not JSON" in line and begins in line
+    assert "DATA_API_URL" in line and "nothing was stored" in line
+    assert "retry" not in done.stderr and "cut short" not in line
+    assert not (Path(local_env["STORAGE_URL"].removeprefix("file://"))).exists()
+
+
+def test_a_json_body_cut_short_is_retried(local_env):
+    body = json.dumps(batch_body(1)).encode()
+    answers = iter([body[: len(body) // 2], body])
+    with scripted_http(lambda: (200, next(answers))) as server:
+        done, result = run_fetch({**local_env, "DATA_API_URL": server.url})
+    assert done.returncode == 0, done.stderr
+    assert (result["status"], result["attempts"]) == ("stored", 2)
+    assert "cut short after" in done.stderr  # the retry's log names why

@@ -21,7 +21,8 @@ import pytest
 from tasks import replay
 from tasks.api_client import ApiError, RetryPolicy, fetch_batch
 from tasks.fetch import DeliveryRefusedError, FetchBlockedError, FetchInputs, run
-from tasks.ledger import Ledger
+from tasks.ledger import BatchRecord, Ledger
+from tasks.lifecycle_ledger import record_batch_record
 from tasks.settings import TaskSettings
 from tasks.storage import open_store
 from tests.data_api.server import running_data_api
@@ -173,6 +174,11 @@ def test_a_gap_can_be_accepted_by_a_person_and_reading_goes_on(tmp_path: Path):
         ).raise_for_status()
         assert isinstance(fetch(settings), DeliveryRefusedError)
         accepted = fetch(settings, resolve_incidents="batch 1 is not needed")
-        assert (accepted["batch_number"], accepted["status"]) == (3, "stored")
+        # the accepted batch 2 goes through the pipeline first, then the API is asked for 3
+        assert (accepted["batch_number"], accepted["outcome"]) == (2, "accepted")
         assert len(accepted["resolved"]) == 1
+        ledger = Ledger.open(settings.ledger_url)
+        record_batch_record(ledger, BatchRecord(batch_id=accepted["batch_id"]))  # its run ended
+        following = fetch(settings)
+        assert (following["batch_number"], following["status"]) == (3, "stored")
         check("gap_accepted", proxy, settings)

@@ -87,6 +87,8 @@ def test_batch_summaries_tell_each_batch_once_in_order_and_agree_with_read_story
     _trained(ledger, first, "1", 100.0, True)
     stories = batch_summaries(ledger, 1, "Tuesday")
     assert [s["batch_number"] for s in stories] == [1, 2]
+    # batch_summaries adds whether the run ended (record's row): none did here
+    assert [s.pop("recorded") for s in stories] == [False, False]
     assert stories[0] == build_summary(*read_story(ledger, first.id))
     assert stories[0]["outcome"] == "trained v1, promoted"
     assert stories[0]["validation_report_html_key"].endswith("validation.html")

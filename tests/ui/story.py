@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.ledger import DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.ledger import BatchRecord, DriftDecision, Ledger, Promotion, Training, Validation
 from tasks.storage import ObjectStore
 from tasks.validation_report import render_validation_html
 from tests.lifecycle.factories import make_rows, put_batch
@@ -147,6 +147,8 @@ def build_story(ledger: Ledger, store: ObjectStore) -> list[int]:
                     created_at=when + dt.timedelta(minutes=5),
                 )
             )  # fmt: skip
+    with ledger.session() as session:  # every run ended with record
+        session.add_all(BatchRecord(batch_id=batch_id, recorded_at=started) for batch_id in ids)
     return ids
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from tasks.ledger import BatchRecord, Ledger
 from tests.ui.conftest import RunPage, ServedUi, element_types, texts
 from tests.ui.story import DRIFT_REASON, PLANS, QUARANTINE_REASON, SKIP_REASON
 
@@ -30,6 +33,31 @@ def test_every_batch_with_its_validation_drift_decision_and_reasons(story_env, r
     assert table.loc[3, "why"] == QUARANTINE_REASON
     assert table.loc[2, "drift share"] == 0.56
     assert element_types(app).count("vega_lite_chart") == 2  # rows and drift share per batch
+
+
+def test_a_batch_whose_run_did_not_end_is_shown_interrupted(
+    story_env, run_page: RunPage, tmp_path: Path
+):
+    """A copy of the story's ledger where batch 6's run was killed before record."""
+    source = Path(story_env["LEDGER_URL"].removeprefix("sqlite:///"))
+    copy = tmp_path / "ledger.db"
+    shutil.copy(source, copy)
+    ledger = Ledger.open(f"sqlite:///{copy}")
+    with ledger.session() as session:
+        last = session.scalar(select(BatchRecord).order_by(BatchRecord.batch_id.desc()))
+        session.delete(last)
+    ledger.engine.dispose()
+    app = run_page("Pipeline", {**story_env, "LEDGER_URL": f"sqlite:///{copy}"})
+    assert not app.exception and not app.error
+    (warning,) = app.warning
+    assert warning.value.startswith("**Interrupted: batch #6.**")
+    assert "finishes it before taking a new batch" in warning.value
+    table = app.dataframe[0].value
+    assert "interrupted: no record row" in table.loc[5, "outcome"]
+    assert not any("interrupted" in outcome for outcome in table["outcome"][:5])
+    # the story's own ledger (every run recorded) shows no interruption
+    app = run_page("Pipeline", story_env)
+    assert not app.warning
 
 
 def test_a_quarantined_batch_and_its_validation_report_one_click_away(story_env, run_page: RunPage):

@@ -12,6 +12,7 @@ from ui.ledger_views import (
     batch_category,
     batch_label,
     drift_chart,
+    interrupted,
     joined,
     legend_html,
     pipeline_frame,
@@ -165,6 +166,16 @@ def main() -> None:
         return
     summaries = choose_run(summaries)
     totals(summaries)
+    stopped = [s for s in summaries if interrupted(s)]
+    if stopped:
+        many = several_runs(summaries)
+        names = ", ".join(f"batch {batch_label(s, many)}" for s in stopped)
+        st.warning(
+            f"**Interrupted: {names}.** A run took it and did not end (no record row: the run "
+            "was killed or a step failed, unless it is running now). The next run of "
+            "`realtor_pipeline` finishes it before taking a new batch.",
+            icon=":material/pause_circle:",
+        )
     st.markdown(legend_html(), unsafe_allow_html=True)
     rows_column, drift_column = st.columns(2, gap="large")
     rows_column.altair_chart(rows_chart(summaries), width="stretch")
