@@ -84,19 +84,19 @@ def house_form() -> tuple[HouseInputs, bool]:
             max_chars=ZIP_MAX_CHARS,
             help="five digits, or empty",
         )
-        notes["zip_code"] = right.empty()
+        notes["zip_code"] = st.empty()  # full width below the row: readable, not wrapped
         left, right = st.columns(2)
         bed = number_field(left, "bed", BED[2], BED[3], help=f"{BED[0]} to {BED[1]}, or empty")
-        notes["bed"] = left.empty()
         bath = number_field(
             right, "bath", BATH[2], BATH[3], help=f"{BATH[0]} to {BATH[1]}, or empty"
         )
-        notes["bath"] = right.empty()
+        notes["bed"], notes["bath"] = st.empty(), st.empty()
         house_size = number_field(
             st,
             "house_size",
             HOUSE_SIZE[2],
             HOUSE_SIZE[3],
+            format="%.0f",
             help=f"{HOUSE_SIZE[0]:,.0f} to {HOUSE_SIZE[1]:,.0f} sq ft, or empty",
         )
         notes["house_size"] = st.empty()
