@@ -18,6 +18,30 @@ START_HINT = "start it with `make serve`, or point UI_SERVING_URL at a running s
 
 
 @dataclass(frozen=True)
+class OodWarning:
+    """Serving's word that a feature of a record is outside what the model was trained on."""
+
+    feature: str
+    kind: str  # below_range, above_range, unseen_category
+    value: Any
+    range: tuple[float, float] | None
+    message: str
+    row: int = 0
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> OodWarning:
+        bounds = body.get("range")
+        return cls(
+            feature=str(body["feature"]),
+            kind=str(body["kind"]),
+            value=body.get("value"),
+            range=None if bounds is None else (float(bounds[0]), float(bounds[1])),
+            message=str(body.get("message", "")),
+            row=int(body.get("row", 0)),
+        )
+
+
+@dataclass(frozen=True)
 class Explanation:
     """The answer of ``POST /explain``: a price and why, in log1p(price) space."""
 
@@ -30,6 +54,8 @@ class Explanation:
     features: dict[str, Any]
     request_id: str = ""
     space: str = "log1p(price)"
+    #: out-of-distribution warnings; serving without them (no ``warnings`` key) means none
+    warnings: tuple[OodWarning, ...] = ()
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Explanation:
@@ -43,6 +69,7 @@ class Explanation:
             features=dict(body.get("features") or {}),
             request_id=str(body.get("request_id", "")),
             space=str(body.get("space", "log1p(price)")),
+            warnings=tuple(OodWarning.from_json(dict(w)) for w in body.get("warnings") or ()),
         )
 
 

@@ -1,7 +1,12 @@
 """The Predict page in a real browser: ``streamlit run ui/app.py`` with serving behind it,
-headless Chromium, a screenshot saved at ``var/test-artifacts/ui-predict.png``."""
+headless Chromium, screenshots saved in ``var/test-artifacts/``: ``ui-predict.png`` (a price
+and its plots), ``ui-predict-invalid.png`` (Bathrooms -1), ``ui-predict-warning.png`` (a
+house past the model's data, with serving's warnings beside the price)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
@@ -9,6 +14,12 @@ from PIL import Image
 from tests.support.browser import ARTIFACTS, browser_page, require_chromium
 from tests.ui.conftest import ServedUi
 from tests.ui.streamlit_process import streamlit_app
+from ui.explain_plots import money
+from ui.record_form import HouseInputs, warning_sentence
+from ui.serving_client import OodWarning
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.s3]
 SCREENSHOT = ARTIFACTS / "ui-predict.png"
@@ -53,3 +64,92 @@ def test_predict_page_screenshot_shows_the_price_and_its_shap_plots(served_ui: S
     with Image.open(SCREENSHOT) as image:
         assert image.width == 1440
         assert shap_red_pixels(image) > 5_000  # the force plot and the waterfall are drawn
+
+
+INVALID_SCREENSHOT = ARTIFACTS / "ui-predict-invalid.png"
+WARNING_SCREENSHOT = ARTIFACTS / "ui-predict-warning.png"
+BATH_REFUSED = "Bathrooms -1 is out of range: allowed 1 to 50"
+#: a house past the model's data: a city it never saw, and a size beyond the usual
+UNUSUAL = HouseInputs(city="Nowhereville", house_size=60_000.0)
+
+
+def type_into(page: Page, label: str, text: str) -> None:
+    """Type into the input labelled ``label`` and commit it (Enter), as a person does."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(text)
+    field.press("Enter")
+
+
+def shoot_invalid_field(url: str, path: Path) -> dict[str, object]:
+    """The page with Bathrooms -1 typed after a price was shown; what the person sees."""
+    with browser_page(1440, 1400) as page:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Estimated price").wait_for(timeout=60_000)
+        type_into(page, "Bathrooms", "-1")
+        page.get_by_text("No price until these are corrected").wait_for(timeout=30_000)
+        page.wait_for_timeout(800)  # the rerun's last elements
+        seen = {
+            "errors": page.locator(
+                "[data-testid='stAlertContentError'] [data-testid='stMarkdownContainer']"
+            ).all_inner_texts(),
+            "prices": page.locator("[data-testid='stMetricValue']").count(),
+            "bath": page.get_by_label("Bathrooms", exact=True).input_value(),
+        }
+        page.screenshot(path=str(path), full_page=True)
+    return seen
+
+
+def shoot_unusual_house(url: str, path: Path) -> dict[str, object]:
+    """The page priced for :data:`UNUSUAL`; the warnings shown beside the price."""
+    with browser_page(1440, 1250) as page:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Estimated price").wait_for(timeout=60_000)
+        type_into(page, "City", UNUSUAL.city)
+        type_into(page, "Living area (sq ft)", "60000")
+        page.get_by_text("The inputs changed since the last estimate").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Estimate the price").click()
+        page.get_by_text("Estimated price").wait_for(timeout=60_000)
+        page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)  # plotly's second layout pass and the fonts
+        seen = {
+            "warnings": page.locator(
+                "[data-testid='stAlertContentWarning'] [data-testid='stMarkdownContainer']"
+            ).all_inner_texts(),
+            "price": page.locator("[data-testid='stMetricValue']").first.inner_text(),
+        }
+        page.screenshot(path=str(path), full_page=True)
+    return seen
+
+
+def test_predict_page_screenshot_with_an_invalid_field(served_ui: ServedUi):
+    require_chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    INVALID_SCREENSHOT.unlink(missing_ok=True)
+    log = served_ui.stack.workdir / "streamlit-invalid.log"
+    with streamlit_app(served_ui.env, log) as url:
+        seen = shoot_invalid_field(url, INVALID_SCREENSHOT)
+    assert seen["prices"] == 0, seen  # the price shown before is gone
+    assert seen["bath"] == "-1", seen  # kept as typed, not clamped back
+    errors = seen["errors"]
+    assert isinstance(errors, list) and errors[0] == BATH_REFUSED, seen  # below the field
+    assert "No price until these are corrected" in errors[1] and BATH_REFUSED in errors[1]
+    assert INVALID_SCREENSHOT.stat().st_size > 30_000
+
+
+def test_predict_page_screenshot_with_serving_s_warnings(served_ui: ServedUi):
+    """Serving's own warnings for an unusual house are shown beside its price (a serving
+    without warnings answers none, and then the page must show none)."""
+    require_chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    WARNING_SCREENSHOT.unlink(missing_ok=True)
+    answer = served_ui.serving.post("/explain", json=UNUSUAL.record())
+    assert answer.status_code == 200, answer.text
+    expected = [
+        warning_sentence(OodWarning.from_json(w)) for w in answer.json().get("warnings") or []
+    ]
+    log = served_ui.stack.workdir / "streamlit-warning.log"
+    with streamlit_app(served_ui.env, log) as url:
+        seen = shoot_unusual_house(url, WARNING_SCREENSHOT)
+    assert seen["price"] == money(answer.json()["price"]), seen
+    assert seen["warnings"] == expected, seen
+    assert WARNING_SCREENSHOT.stat().st_size > 60_000

@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from tasks.schema import STATUSES
 from tests.ui.story import PLANS, PRODUCTION_VERSION
 from ui import ledger_views as views
 from ui.explain_plots import (
@@ -22,8 +23,8 @@ from ui.explain_plots import (
     waterfall_figure,
     waterfall_steps,
 )
-from ui.record_form import STATES, HouseInputs, feature_label
-from ui.serving_client import Explanation, field_errors
+from ui.record_form import STATES, HouseInputs, feature_label, price_is_current, warning_sentence
+from ui.serving_client import Explanation, OodWarning, field_errors
 from ui.settings import UiSettings
 
 CONTRIBUTIONS = {
@@ -107,13 +108,100 @@ def test_the_form_makes_serving_s_record():
         "state": "California", "zip_code": None, "house_size": 1760.0,
         "prev_sold_date": "2020-05-01",
     }  # fmt: skip
-    assert HouseInputs(zip_code="9021").problems() == {
-        "zip_code": "five digits, e.g. 02108 (or leave it empty)"
-    }
     assert HouseInputs().problems() == {}
     assert "Puerto Rico" in STATES and "District of Columbia" in STATES
     assert feature_label("house_size", 2400.0) == "Size = 2,400 sq ft"
     assert feature_label("status", "ready_to_build") == "Status = Ready to build"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "message"),
+    [
+        (HouseInputs(bath=-1), "bath", "Bathrooms -1 is out of range: allowed 1 to 50"),
+        (HouseInputs(bed=0), "bed", "Bedrooms 0 is out of range: allowed 1 to 50"),
+        (
+            HouseInputs(house_size=1e9),
+            "house_size",
+            "Living area (sq ft) 1,000,000,000 is out of range: allowed 100 to 100,000",
+        ),
+        (
+            HouseInputs(acre_lot=-0.5),
+            "acre_lot",
+            "Lot (acres) -0.5 is out of range: allowed 0 to 10,000",
+        ),
+        (
+            HouseInputs(zip_code="902101"),
+            "zip_code",
+            "Zip code '902101' is refused: it must be exactly five digits, e.g. 02108 "
+            "(or leave it empty)",
+        ),
+        (
+            HouseInputs(zip_code="9021"),
+            "zip_code",
+            "Zip code '9021' is refused: it must be exactly five digits, e.g. 02108 "
+            "(or leave it empty)",
+        ),
+        (
+            HouseInputs(status="foo"),
+            "status",
+            "Status must be one of for_sale, sold, ready_to_build",
+        ),
+    ],
+)
+def test_each_invalid_field_is_named_with_its_allowed_range(inputs, field, message):
+    assert inputs.problems() == {field: message}
+
+
+def test_the_edges_of_each_range_are_allowed_and_empty_numbers_are_no_problem():
+    assert HouseInputs(bed=1, bath=50, house_size=100.0, acre_lot=0.0).problems() == {}
+    assert HouseInputs(bed=50, bath=1, house_size=100_000.0, acre_lot=10_000.0).problems() == {}
+    assert HouseInputs(bed=None, bath=None, house_size=None, acre_lot=None).problems() == {}
+
+
+def test_empty_fields_are_named_as_a_person_reads_them():
+    assert HouseInputs().empty_fields() == []
+    empty = HouseInputs(city=" ", zip_code="", prev_sold_date=None)
+    assert empty.empty_fields() == ["city", "zip code", "last sold date"]
+    assert HouseInputs(bed=None, acre_lot=None).empty_fields() == ["bedrooms", "lot size"]
+
+
+def test_the_record_holds_nothing_serving_refuses():
+    """Serving refuses a status outside the data's vocabulary, booleans for numbers, and a
+    record without any feature: the form's record has none of these, even left empty."""
+    for inputs in (HouseInputs(), HouseInputs(city="", zip_code="", bed=None, bath=None,
+                                              house_size=None, acre_lot=None, prev_sold_date=None)):  # fmt: skip
+        record = inputs.record()
+        assert record["status"] in STATUSES and record["state"] in STATES
+        assert not any(isinstance(value, bool) for value in record.values())
+        assert all(
+            isinstance(record[k], float | None) for k in ("bed", "bath", "house_size", "acre_lot")
+        )
+
+
+def test_a_price_is_current_only_for_the_record_it_was_computed_for():
+    record = HouseInputs(bed=5).record()
+    assert price_is_current(record, HouseInputs(bed=5).record())
+    assert not price_is_current(record, HouseInputs(bed=2).record())
+    assert not price_is_current(None, record)
+
+
+def test_serving_s_warnings_become_sentences_with_the_form_s_labels():
+    above = OodWarning("house_size", "above_range", 1e8, (120.0, 52_000.0), "serving's words")
+    assert warning_sentence(above) == (
+        "Size 100,000,000 sq ft is above the largest the model was trained on (52,000 sq ft): "
+        "this price is a guess beyond its data."
+    )
+    below = OodWarning("bath", "below_range", 1.0, (2.0, 12.0), "serving's words")
+    assert warning_sentence(below).startswith(
+        "Baths 1 is below the smallest the model was trained on (2)"
+    )
+    unseen = OodWarning("city", "unseen_category", "Nowhereville", None, "serving's words")
+    assert warning_sentence(unseen) == (
+        "City Nowhereville was not in the model's training data: the model priced it as an "
+        "unknown city."
+    )
+    other = OodWarning("zip_code", "some_new_kind", "99999", None, "zip_code 99999 is odd")
+    assert warning_sentence(other) == "Zip code: zip_code 99999 is odd"
 
 
 def test_fastapi_422_details_become_one_rule_per_field():
@@ -133,6 +221,22 @@ def test_explanation_reads_serving_s_contract():
     }  # fmt: skip
     explanation = Explanation.from_json(body)
     assert explanation.model_version == "3" and explanation.contributions == {"bed": 0.6151}
+    assert explanation.warnings == ()  # today's serving: no "warnings" key, no warnings
+    warned = Explanation.from_json(
+        {
+            **body,
+            "warnings": [
+                {"row": 0, "feature": "house_size", "kind": "above_range", "value": 1e8,
+                 "range": [120, 52000], "message": "house_size 100,000,000 is above ..."},
+                {"row": 0, "feature": "city", "kind": "unseen_category", "value": "Nowhere",
+                 "range": None, "message": "city Nowhere was never seen"},
+            ],
+        }
+    )  # fmt: skip
+    assert warned.warnings == (
+        OodWarning("house_size", "above_range", 1e8, (120.0, 52000.0), "house_size 100,000,000 is above ..."),
+        OodWarning("city", "unseen_category", "Nowhere", None, "city Nowhere was never seen"),
+    )  # fmt: skip
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch):
