@@ -112,6 +112,19 @@ def test_model_tells_where_the_version_came_from(
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
+def test_the_version_trained_by_the_real_steps_warns_out_of_its_training_range(
+    serving: ServingProcess,
+):
+    checks = serving.get("/model").json()["input_checks"]
+    assert checks["enabled"] is True, checks
+    low, high = checks["training_ranges"]["numeric"]["house_size"]
+    answer = serving.post("/predict", json=[RECORD, {**RECORD, "house_size": 1e8}])
+    assert answer.status_code == 200
+    [warning] = [w for w in answer.json()["warnings"] if w["feature"] == "house_size"]
+    assert warning["row"] == 1 and warning["kind"] == "above_range"
+    assert warning["range"] == [low, high] and warning["value"] == 1e8
+
+
 def test_admin_reload_needs_the_token(serving: ServingProcess):
     assert serving.post("/admin/reload").status_code == 401
     wrong = serving.post("/admin/reload", headers={"Authorization": "Bearer nope"})
