@@ -189,3 +189,50 @@ def test_a_version_without_ranges_serves_without_warnings_and_says_so(client, lo
     assert answer.status_code == 200 and answer.json()["warnings"] == []
     checks = client.get("/model").json()["input_checks"]
     assert checks["enabled"] is False and "no training ranges" in checks["reason"]
+
+
+def test_the_loader_reads_a_runs_ranges_or_says_why_not(tmp_path: Path, monkeypatch):
+    """A run with feature_ranges.json gives its ranges; a run without it (a version registered
+    before ranges were logged) gives None and a reason that /model and the log show."""
+    import mlflow
+    import pandas as pd
+
+    from serving.loader import training_ranges
+    from tasks.training_log import feature_ranges
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        check_ranges_of_runs(mlflow, training_ranges, feature_ranges, pd)
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def check_ranges_of_runs(mlflow, training_ranges, feature_ranges, pd) -> None:
+    mlflow.set_experiment("ranges")
+    with mlflow.start_run() as old:
+        pass
+    with mlflow.start_run() as new:
+        document = feature_ranges(
+            pd.DataFrame(
+                {
+                    "bed": [1.0, 5.0, None],
+                    "bath": [1.0, 2.0, 3.0],
+                    "acre_lot": [0.1, None, 2.0],
+                    "house_size": [900.0, 1500.0, 4000.0],
+                    "status": ["sold", None, "for_sale"],
+                    "state": ["Texas", "Ohio", None],
+                }
+            )
+        )
+        mlflow.log_dict(document, "feature_ranges.json")
+    ranges, reason = training_ranges(new.info.run_id)
+    assert reason is None and ranges.numeric["bed"] == (1.0, 5.0)
+    assert ranges.categories == {
+        "status": frozenset({"sold", "for_sale"}),
+        "state": frozenset({"Texas", "Ohio"}),
+    }
+    missing, why = training_ranges(old.info.run_id)
+    assert missing is None and "no usable feature_ranges.json" in why and "retrain" in why
+    assert training_ranges(None)[0] is None
