@@ -7,7 +7,8 @@ and zip codes are the ones the demo's model was trained on, with the published s
 Each row becomes the JSON ``/predict`` takes: the model's features only, ``zip_code`` as a
 five-digit string, ``prev_sold_date`` as an ISO date, nulls as ``null``. Rows the service
 refuses by design (the simulator plants one absurd value of each kind: a 1e9 square-foot house,
-a 100,000-acre lot) are left out, since a benchmark measures answers, not 422s.
+a 100,000-acre lot) are left out, and so is a row with no feature at all (the API refuses it),
+since a benchmark measures answers, not 422s.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def _record(row: dict[str, Any]) -> dict[str, Any] | None:
         if value is not None and not 0 <= value <= limit:
             return None
     if record["house_size"] == 0:
+        return None
+    if all(value is None for value in record.values()):  # no feature at all: a 422 by design
         return None
     return record
 

@@ -314,7 +314,12 @@ async def warm_up(target: Target, bodies: list[bytes]) -> None:
 
 
 def run_scenarios(
-    targets: list[Target], records: list[dict], seconds: float, warmup: float
+    targets: list[Target],
+    records: list[dict],
+    seconds: float,
+    warmup: float,
+    connections_list: tuple[int, ...] = CONNECTIONS,
+    single_only: bool = False,
 ) -> list[Result]:
     results: list[Result] = []
     singles = {t.name: [json.dumps(t.wrap([r])).encode() for r in records] for t in targets}
@@ -327,7 +332,7 @@ def run_scenarios(
     }
     for target in targets:  # first requests pay lazy initialisation: not measured
         asyncio.run(warm_up(target, [*singles[target.name][:30], *batches[target.name][:2]]))
-    for connections in CONNECTIONS:
+    for connections in connections_list:
         for target in targets:
             result = closed_loop(
                 target,
@@ -341,6 +346,8 @@ def run_scenarios(
             )
             report(result)
             results.append(result)
+    if single_only:
+        return results
     for target in targets:
         result = closed_loop(
             target,
@@ -386,6 +393,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--records", type=int, default=3000, help="distinct records sent")
     parser.add_argument("--skip-mlflow", action="store_true", help="serving only")
     parser.add_argument(
+        "--connections",
+        type=lambda text: tuple(int(c) for c in text.split(",")),
+        default=CONNECTIONS,
+        help="connection counts of the single-row scenarios, e.g. 8 (default 1,8,32)",
+    )
+    parser.add_argument(
+        "--single-only",
+        action="store_true",
+        help="only the single-row scenarios: no floors, no 1,000-row batches, no /explain "
+        "(for repeated A/B runs of two checkouts: run from each checkout's folder, whose "
+        "`serving` package `python -m serving` then starts)",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -404,10 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     say(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     records = realistic_records(args.records)
 
-    say("in-process floors (median ms of one call):")
-    floors = in_process_floors(uri, records, env)
-    for key, value in floors.items():
-        say(f"  {key:32s} {value:10.4g}")
+    floors: dict[str, float] = {}
+    if not args.single_only:
+        say("in-process floors (median ms of one call):")
+        floors = in_process_floors(uri, records, env)
+        for key, value in floors.items():
+            say(f"  {key:32s} {value:10.4g}")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     serving_port, mlflow_port = free_port(), free_port()
@@ -450,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"serving ready (pid {served.pid}), RSS {current_rss_mib(served.pid):.0f} MiB")
         targets = [serving]
         if args.skip_mlflow:
-            results = run_scenarios(targets, records, args.seconds, args.warmup)
+            results = run_scenarios(
+                targets, records, args.seconds, args.warmup, args.connections, args.single_only
+            )
         else:
             with background(
                 "mlflow models serve",
@@ -465,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
                     pin(mlflow_process.pid, {0})
                 say("mlflow models serve ready")
                 results = run_scenarios(
-                    [serving, mlflow_target], records, args.seconds, args.warmup
+                    [serving, mlflow_target],
+                    records,
+                    args.seconds,
+                    args.warmup,
+                    args.connections,
+                    args.single_only,
                 )
         peak = peak_rss_mib(served.pid)
         rss_end = current_rss_mib(served.pid)
@@ -509,7 +538,7 @@ def verdicts(results: list[Result], floors: dict[str, float]) -> str:
     if explain:
         lines.append(f"- /explain p50: {explain.percentile(0.5):.2f} ms (target < 20 ms)")
     s1 = by.get(("serving", "1 row, 1 conn"))
-    if s1:
+    if s1 and floors:
         floor = floors["trees_1_row"] + floors["fast_transform_1_row"]
         lines.append(
             f"- p50 at 1 connection: {s1.percentile(0.5):.2f} ms; trees-alone floor "

@@ -25,6 +25,7 @@ import numpy as np
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 
 from serving import __version__
 from serving.batcher import Job, MicroBatcher, NoModelError
@@ -35,11 +36,12 @@ from serving.http_metrics import RequestMetrics
 from serving.inference_export import InferenceExporter
 from serving.inference_log import InferenceLogWriter, log_rows
 from serving.metrics import CONTENT_TYPE, ServingMetrics
-from serving.predict_lane import Answer, PredictLane
+from serving.predict_lane import Admission, Answer, ClientDisconnectedError, PredictLane, admit
 from serving.records import (
     Record,
     RecordsInvalidError,
     RecordsTooLargeError,
+    parse_record,
     parse_records,
     records_schema,
 )
@@ -72,6 +74,10 @@ House prices from the Realtor model in production (`models:/<MODEL_NAME>@<MODEL_
 - `GET /model`: the served version, its metrics, the batches it was trained on, when and why it
   was promoted, and the registry's health. `GET /ready` is 503 until a model is loaded.
 
+Bodies are JSON (`Content-Type: application/json`, else 415) of at most
+`SERVING_MAX_BODY_BYTES` (else 413). Prices are in dollars, rounded to cents. Each answer lists
+`warnings`: values outside the range the served version was trained on, and unseen categories.
+
 A new version is loaded in the background when the alias moves and swapped in atomically.
 """
 
@@ -99,22 +105,11 @@ def _request_id(given: str | None) -> str:
     return given if given and REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _body_errors(exc: RecordsInvalidError) -> list[dict[str, Any]]:
-    """Validation errors whose echoed input is always plain JSON (no NaN, no big objects)."""
-    safe = []
-    for error in exc.errors:
-        value = error.get("input")
-        plain = value is None or isinstance(value, str | int | bool)
-        if isinstance(value, float):
-            plain = bool(np.isfinite(value))
-        if not plain:
-            error = {**error, "input": repr(value)[:200]}
-        safe.append(error)
-    return safe
+def _cents(prices: np.ndarray) -> list[float]:
+    """Prices in dollars rounded to cents, by one rule wherever a price leaves the service
+    (answers of the fast path and the reference path, the inference log): Python's ``round``,
+    correctly rounded, 0.6 us for one price where ``np.round`` takes 3 us."""
+    return [round(price, 2) for price in np.asarray(prices, dtype=np.float64).tolist()]
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -123,6 +118,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     configure_logging(settings.log_format, settings.log_level)
     metrics = ServingMetrics()
     watcher = ModelWatcher(settings, metrics)
+    admission = Admission(settings.body_limit, "SERVING_MAX_BODY_BYTES")
     writer: InferenceLogWriter | None = None
     exporter: InferenceExporter | None = None
     if settings.inference_log_enabled:
@@ -156,8 +152,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             now = dt.datetime.now(dt.UTC)
             logged: list[dict[str, Any]] = []
             for job, batch in zip(jobs, prices, strict=True):
+                cents = np.asarray(_cents(batch))  # the prices the client got
                 logged += log_rows(
-                    model.name, model.version, job.request_id, job.records, batch, now
+                    model.name, model.version, job.request_id, job.records, cents, now
                 )
             writer.offer(logged)
 
@@ -195,7 +192,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 await asyncio.to_thread(exporter.stop)
             log.info("serving.stopped")
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their JS and CSS from the package
         title="Realtor price serving",
         version=__version__,
         description=DESCRIPTION,
@@ -222,7 +219,28 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         except RecordsTooLargeError as exc:
             return _answer({"detail": str(exc)}, 413)
         except RecordsInvalidError as exc:
-            return _answer({"detail": _body_errors(exc)}, 422)
+            return _answer({"detail": exc.errors}, 422)
+
+    def warn(model: LoadedModel, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The out-of-distribution warnings of these records for this version, counted."""
+        if model.ranges is None:
+            return []
+        found = model.ranges.check(features)
+        for warning in found:
+            metrics.input_warnings.labels(warning["feature"], warning["kind"]).inc()
+        return found
+
+    async def body_of(request: Request) -> bytes | Answer:
+        """A route's body, admitted as the lane admits it (415, 413 before reading it all)."""
+        try:
+            return await admit(
+                admission,
+                request.headers.get("content-type"),
+                request.headers.get("content-length"),
+                request.receive,
+            )
+        except ClientDisconnectedError:
+            return _answer({"detail": "the client went away before its body arrived"}, 400)
 
     async def answer_predict(body: bytes, given_request_id: str | None) -> Answer:
         """POST /predict, for the FastAPI route and the ASGI lane alike."""
@@ -234,8 +252,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         records, _ = parsed
         if watcher.current is None:
             return unavailable(request_id)
+        features = [r.features() for r in records]
         try:
-            result = await batcher.predict([r.features() for r in records], request_id)
+            result = await batcher.predict(features, request_id)
         except NoModelError:
             return unavailable(request_id)
         except ValueError as exc:  # a value the model itself refuses
@@ -246,7 +265,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 "request_id": request_id,
                 "model_name": result.model.name,
                 "model_version": result.model.version,
-                "prices": result.prices.tolist(),
+                "prices": _cents(result.prices),
+                "warnings": warn(result.model, features),
             },
             headers={"X-Request-ID": request_id, "X-Model-Version": result.model.version},
         )
@@ -284,8 +304,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         responses={
             413: {
                 "model": ErrorResponse,
-                "description": "more records than SERVING_MAX_BATCH_ROWS",
+                "description": "more records than SERVING_MAX_BATCH_ROWS, or a body larger "
+                "than SERVING_MAX_BODY_BYTES",
             },
+            415: {"model": ErrorResponse, "description": "the body is not sent as JSON"},
             422: {"model": ErrorResponse, "description": "a field breaks a rule: loc names it"},
             503: {"model": ErrorResponse, "description": "no model loaded yet"},
         },
@@ -300,9 +322,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     async def predict(request: Request) -> Response:
         # Served by PredictLane (below) before routing; declared here for OpenAPI and /docs.
-        return _response(
-            await answer_predict(await request.body(), request.headers.get("x-request-id"))
-        )
+        body = await body_of(request)
+        if isinstance(body, Answer):
+            return _response(body)
+        return _response(await answer_predict(body, request.headers.get("x-request-id")))
 
     @app.post(
         "/explain",
@@ -315,6 +338,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         ),
         response_model=ExplainResponse,
         responses={
+            413: {
+                "model": ErrorResponse,
+                "description": "a body larger than SERVING_MAX_BODY_BYTES",
+            },
+            415: {"model": ErrorResponse, "description": "the body is not sent as JSON"},
             422: {"model": ErrorResponse, "description": "a field breaks a rule: loc names it"},
             503: {"model": ErrorResponse, "description": "no model, or no explainer for it"},
         },
@@ -327,29 +355,19 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     async def explain(request: Request) -> Response:
         request_id = _request_id(request.headers.get("x-request-id"))
-        parsed = parse(await request.body(), 1)
-        if isinstance(parsed, Answer):
-            return _response(parsed)
-        records, was_list = parsed
-        if was_list:
-            return _json(
-                {
-                    "detail": [
-                        {
-                            "loc": ["body"],
-                            "msg": "send one record (an object), not a list",
-                            "type": "model_type",
-                        }
-                    ]
-                },
-                422,
-            )
+        body = await body_of(request)
+        if isinstance(body, Answer):
+            return _response(body)
+        try:
+            record = parse_record(body)
+        except RecordsInvalidError as exc:
+            return _json({"detail": exc.errors}, 422)
         model = watcher.current
         if model is None:
             return _response(unavailable(request_id))
         if model.explainer is None:
             return _json({"detail": model.fast_path.explain_reason, "request_id": request_id}, 503)
-        features = records[0].features()
+        features = record.features()
         loop = asyncio.get_running_loop()
         try:
             [explanation] = await loop.run_in_executor(
@@ -363,7 +381,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 "request_id": request_id,
                 "model_name": model.name,
                 "model_version": model.version,
-                "price": float(explanation.price),
+                "price": round(float(explanation.price), 2),
                 "log_price": float(explanation.log_price),
                 "space": EXPLAIN_SPACE,
                 "base_value": float(explanation.base_value),
@@ -371,6 +389,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 "features": {
                     k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in features.items()
                 },
+                "warnings": warn(model, [features]),
             },
             headers={"X-Request-ID": request_id, "X-Model-Version": model.version},
         )
@@ -466,6 +485,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     # Outermost last: the metrics time the lane's requests too.
     predict_route = next(r for r in app.routes if getattr(r, "path", None) == "/predict")
-    app.add_middleware(PredictLane, path="/predict", handler=answer_predict, route=predict_route)
+    app.add_middleware(
+        PredictLane,
+        path="/predict",
+        handler=answer_predict,
+        route=predict_route,
+        admission=admission,
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

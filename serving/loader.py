@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from serving.decisions import fast_path_status
+from serving.ranges import ARTIFACT, FeatureRanges
 from serving.state import LoadedModel, ModelMetadata, native_predict
 from tasks.logs import get_logger
 
@@ -108,7 +109,29 @@ def load_version(client: Any, name: str, version: str, alias: str) -> LoadedMode
         version=version,
         seconds=round(time.perf_counter() - started, 3),
     )
-    return prepare(native, name, str(version), alias, metadata, started=started)
+    ranges, reason = training_ranges(metadata.run_id)
+    return prepare(
+        native, name, str(version), alias, metadata, started=started, ranges=(ranges, reason)
+    )
+
+
+def training_ranges(run_id: str | None) -> tuple[FeatureRanges | None, str | None]:
+    """The version's training ranges (its run's ``feature_ranges.json``), or None and why."""
+    import mlflow
+
+    if run_id is None:
+        return None, "the version has no run, so no training ranges: inputs are not checked"
+    try:
+        document = mlflow.artifacts.load_dict(f"runs:/{run_id}/{ARTIFACT}")
+    except Exception as exc:  # absent (a version trained before ranges were logged), or broken
+        return None, (
+            f"the version's run has no usable {ARTIFACT} ({type(exc).__name__}; trained before "
+            "ranges were logged?): out-of-range inputs get no warnings; retrain to get them"
+        )
+    try:
+        return FeatureRanges.from_document(document), None
+    except ValueError as exc:
+        return None, f"{exc}: out-of-range inputs get no warnings"
 
 
 def prepare(
@@ -119,6 +142,7 @@ def prepare(
     metadata: ModelMetadata,
     *,
     started: float | None = None,
+    ranges: tuple[FeatureRanges | None, str | None] = (None, None),
 ) -> LoadedModel:
     """Compile, check, explain and warm a fitted model: the :class:`LoadedModel` to swap in.
 
@@ -178,7 +202,17 @@ def prepare(
         explainer=explainer,
         fast_path=status,
         metadata=metadata,
+        ranges=ranges[0],
+        ranges_reason=None if ranges[0] is not None else ranges[1] or "no training ranges given",
     )
+    if loaded.ranges is None:
+        log.error(
+            "model.no_feature_ranges",
+            model_name=name,
+            version=version,
+            reason=loaded.ranges_reason,
+            consequence="served without out-of-distribution warnings",
+        )
     log.info(
         "model.loaded",
         model_name=name,

@@ -72,6 +72,12 @@ class ServingMetrics:
         self.explanations = Counter(
             "realtor_explanations_total", "Explanations served", ["model_version"], registry=r
         )
+        self.input_warnings = Counter(
+            "realtor_input_warnings_total",
+            "Out-of-distribution warnings given with /predict and /explain answers",
+            ["feature", "kind"],
+            registry=r,
+        )
         self.model_version_info = Gauge(
             "realtor_model_version_info",
             "1 for the model version being served",

@@ -3,27 +3,48 @@
 A record carries the model's features (``tasks.model.FEATURES``), every one optional (the
 model imputes nulls); the other Realtor columns (``brokered_by``, ``street``, ``price``) are
 accepted and ignored, so a row of the data API can be sent as it is; any other field is an
-error. Values are canonical after validation: ``zip_code`` a five-digit string (an integer such
-as 2139 becomes "02139"), ``prev_sold_date`` a date.
+error. A record must give at least one feature (``{}`` is refused: it would price the
+average house and say nothing). ``status`` is one of the data's values (``tasks.schema.STATUSES``);
+numbers are strict (``true`` is not a number; integers are). Values are canonical after
+validation: ``zip_code`` a five-digit string (an integer such as 2139 becomes "02139"),
+``prev_sold_date`` a date.
+
+Error messages never echo a whole value: at most :data:`QUOTE_CHARS` characters and "…".
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.model import FEATURES
+from tasks.schema import STATUSES
 
 #: The Realtor columns that are not features: accepted, ignored.
 IGNORED_FIELDS: tuple[str, ...] = ("brokered_by", "street", "price")
 EARLIEST_DATE = dt.date(1800, 1, 1)
 LATEST_DATE = dt.date(2200, 12, 31)
 
+#: the longest prefix of an offending value an error message quotes
+QUOTE_CHARS = 40
+
 Text = Annotated[str, Field(min_length=1, max_length=128)]
-Count = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+#: strict: a JSON number (integers too), never a boolean or a numeric string
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Count = Annotated[Number, Field(ge=0, le=1000)]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
+NO_FEATURE = "the record gives no feature: send at least one of " + ", ".join(FEATURES)
 
 
 class Record(BaseModel):
@@ -49,10 +70,10 @@ class Record(BaseModel):
         },
     )
 
-    status: Text | None = Field(None, description="for_sale, sold or ready_to_build")
+    status: Status | None = Field(None, description="one of " + ", ".join(STATUSES))
     bed: Count | None = Field(None, description="bedrooms, 0-1000")
     bath: Count | None = Field(None, description="bathrooms, 0-1000")
-    acre_lot: Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)] | None = Field(
+    acre_lot: Annotated[Number, Field(ge=0, le=1e7)] | None = Field(
         None, description="lot size in acres, >= 0"
     )
     city: Text | None = None
@@ -68,15 +89,21 @@ class Record(BaseModel):
             ]
         },
     )
-    house_size: Annotated[float, Field(gt=0, le=1e8, allow_inf_nan=False)] | None = Field(
+    house_size: Annotated[Number, Field(gt=0, le=1e8)] | None = Field(
         None, description="living area in square feet, > 0"
     )
     prev_sold_date: dt.date | None = Field(
         None, description="ISO date (YYYY-MM-DD) of the previous sale, 1800-2200"
     )
-    brokered_by: float | None = Field(None, description="ignored (an identifier)")
-    street: float | None = Field(None, description="ignored (an identifier)")
-    price: float | None = Field(None, description="ignored (the target)")
+    brokered_by: Number | None = Field(None, description="ignored (an identifier)")
+    street: Number | None = Field(None, description="ignored (an identifier)")
+    price: Number | None = Field(None, description="ignored (the target)")
+
+    @model_validator(mode="after")
+    def _some_feature(self) -> Record:
+        if all(getattr(self, name) is None for name in FEATURES):
+            raise ValueError(NO_FEATURE)
+        return self
 
     @field_validator("zip_code", mode="before")
     @classmethod
@@ -94,7 +121,7 @@ class Record(BaseModel):
             return f"{number:05d}"
         if isinstance(value, str):
             if len(value) != 5 or not value.isascii() or not value.isdigit():
-                raise ValueError(f'zip_code {value[:20]!r} must be exactly 5 digits, e.g. "02139"')
+                raise ValueError(f'zip_code {quote(value)} must be exactly 5 digits, e.g. "02139"')
             return value
         raise ValueError('zip_code must be a 5-digit string such as "02139" or an integer')
 
@@ -132,13 +159,30 @@ def _invalid(loc: tuple[Any, ...], msg: str, kind: str) -> RecordsInvalidError:
     return RecordsInvalidError([{"type": kind, "loc": ["body", *loc], "msg": msg}])
 
 
+def quote(value: Any) -> str:
+    """A value as an error message may show it: its repr, cut to :data:`QUOTE_CHARS` + "…"."""
+    text = repr(value) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
+
+
+def _short(value: Any) -> Any:
+    """The ``input`` of an error: short plain values as they are, anything else quoted."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if isinstance(value, str) and len(value) <= QUOTE_CHARS:
+        return value
+    return quote(value)
+
+
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [
         {
             "type": e["type"],
             "loc": ["body", *e["loc"]],
             "msg": f"{_field(e['loc'])}: {e['msg']}",
-            "input": e.get("input"),
+            "input": _short(e.get("input")),
         }
         for e in exc.errors(include_url=False, include_context=False)
     ]
@@ -148,6 +192,14 @@ def _field(loc: tuple[Any, ...]) -> str:
     """``bed`` or ``[3].bed``: the field an error is about, as a person reads it."""
     parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc]
     return "".join(parts).lstrip(".") or "body"
+
+
+def parse_record(body: bytes) -> Record:
+    """The one record of an /explain body (a list is a 422 that says to send one object)."""
+    if body.lstrip()[:1] == b"[":
+        raise _invalid((), "send one record (an object), not a list", "model_type")
+    records, _ = parse_records(body, 1)
+    return records[0]
 
 
 def parse_records(body: bytes, max_rows: int) -> tuple[list[Record], bool]:

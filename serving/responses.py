@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,11 +13,27 @@ from serving.state import LoadedModel, RegistryStatus
 EXPLAIN_SPACE = SPACE
 
 
+class InputWarning(BaseModel):
+    """A value outside the served version's training data (see serving/ranges.py)."""
+
+    row: int = Field(description="0-based index of the record (0 for a single object)")
+    feature: str
+    kind: Literal["below_range", "above_range", "unseen_category"]
+    value: Any = Field(description="the value as the model read it")
+    range: list[float] | None = Field(description="[min, max] seen in training; null: category")
+    message: str
+
+
 class PredictResponse(BaseModel):
     request_id: str
     model_name: str
     model_version: str
-    prices: list[float] = Field(description="predicted prices in dollars, one per record")
+    prices: list[float] = Field(
+        description="predicted prices in dollars, rounded to cents, one per record"
+    )
+    warnings: list[InputWarning] = Field(
+        description="out-of-distribution values, only for records that have some"
+    )
 
 
 class ExplainResponse(BaseModel):
@@ -33,6 +49,7 @@ class ExplainResponse(BaseModel):
         "summed into their feature); base_value + sum(contributions) = log_price"
     )
     features: dict[str, Any] = Field(description="the record's features, as the model read them")
+    warnings: list[InputWarning] = Field(description="out-of-distribution values (row 0)")
 
 
 class ErrorResponse(BaseModel):
@@ -93,6 +110,11 @@ def model_document(
             "reason": model.fast_path.reason,
             "explain_enabled": model.fast_path.explain_enabled,
             "explain_reason": model.fast_path.explain_reason,
+        },
+        "input_checks": {
+            "enabled": model.ranges is not None,
+            "reason": model.ranges_reason if model.ranges is None else None,
+            "training_ranges": model.ranges.as_document() if model.ranges is not None else None,
         },
         "registry": registry.as_dict(),
         "loading": loading,

@@ -33,6 +33,11 @@ SHARED_NAMES: tuple[str, ...] = (
 )
 
 
+#: a generous size of one JSON record: ~200 bytes typically; 4 text fields of 128 characters,
+#: each \uXXXX-escaped, are ~3 KB
+BYTES_PER_RECORD = 4096
+
+
 def _shared(name: str) -> AliasChoices:
     """Read ``name`` from its unprefixed variable (the pipeline's name for it)."""
     return AliasChoices(name.upper(), name)
@@ -115,6 +120,12 @@ class ServingSettings(BaseSettings):
 
     # request path
     max_batch_rows: int = Field(1000, ge=1, description="most records one /predict accepts")
+    max_body_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="largest request body accepted (413 before parsing); unset: "
+        f"max_batch_rows x {BYTES_PER_RECORD:,} bytes",
+    )
     micro_batch_max_rows: int = Field(
         256, ge=1, description="most rows of concurrent requests combined into one predict call"
     )
@@ -148,6 +159,11 @@ class ServingSettings(BaseSettings):
     inference_export_max_rows: int = Field(
         10_000, ge=1, description="most rows in one exported Parquet file"
     )
+
+    @property
+    def body_limit(self) -> int:
+        """The body cap in force: SERVING_MAX_BODY_BYTES, else scaled to the row limit."""
+        return self.max_body_bytes or self.max_batch_rows * BYTES_PER_RECORD
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServingSettings:

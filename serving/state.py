@@ -47,6 +47,9 @@ class LoadedModel:
     explainer: Any | None  # serving.explain.Explainer, None when it could not be built
     fast_path: FastPathStatus
     metadata: ModelMetadata
+    #: serving.ranges.FeatureRanges of the training data; None: no warnings (``ranges_reason``)
+    ranges: Any | None = None
+    ranges_reason: str | None = "no training ranges were loaded for this version"
 
     def predict(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Prices in dollars for canonical records (the fast path, else the model's own)."""

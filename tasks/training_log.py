@@ -10,7 +10,9 @@ as a list of steps and the run's layout is written down in one place:
   RMSE, R2, MAPE, log-price MAE, MdAPE, per status and band), the baseline, the search;
 - artifacts: ``model`` (signature, input example, skops with :data:`tasks.model.SKOPS_TRUSTED_TYPES`),
   ``explain/`` (SHAP importances, plot, background sample), ``reasons.json``,
-  ``baseline/state_medians.json``; one dataset input per curated batch.
+  ``baseline/state_medians.json``, ``feature_ranges.json`` (the training data's range per
+  feature: serving warns on values outside it, see serving/ranges.py); one dataset input per
+  curated batch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ log = get_logger(__name__)
 SHAP_ROWS = 500
 BACKGROUND_ROWS = 100
 PARAM_PREFIX = "hgb_"
+#: the features whose training range serving checks (city and zip_code: see serving/ranges.py)
+RANGE_NUMERIC: tuple[str, ...] = ("bed", "bath", "acre_lot", "house_size")
+RANGE_CATEGORICAL: tuple[str, ...] = ("status", "state")
 
 
 @dataclass
@@ -166,10 +171,26 @@ def log_training(
         importance = _log_explanations(fitted, x_train, seed)
         mlflow.log_dict(record.reasons, "reasons.json")
         mlflow.log_dict({"state_medians": record.state_medians}, "baseline/state_medians.json")
+        mlflow.log_dict(feature_ranges(x_train), "feature_ranges.json")
     version = mlflow.register_model(
         info.model_uri, model_name, tags={**record.version_tags, "run_id": run_id}
     )
     return LoggedModel(run_id=run_id, version=str(version.version), importance=importance)
+
+
+def feature_ranges(x_train: pd.DataFrame) -> dict[str, Any]:
+    """The training data's range per feature: min/max of the numbers, the categories seen."""
+    numeric: dict[str, list[float]] = {}
+    for name in RANGE_NUMERIC:
+        values = np.asarray(x_train[name], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            numeric[name] = [float(values.min()), float(values.max())]
+    categories = {
+        name: sorted({str(v) for v in x_train[name] if v is not None and v == v})
+        for name in RANGE_CATEGORICAL
+    }
+    return {"rows": len(x_train), "numeric": numeric, "categories": categories}
 
 
 def _signature(example: pd.DataFrame, predictions: np.ndarray) -> Any:

@@ -19,7 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.predict_lane import ClientDisconnectedError, PredictLane, read_body
+from serving.predict_lane import (
+    Admission,
+    BodyTooLargeError,
+    ClientDisconnectedError,
+    PredictLane,
+    read_body,
+)
 from serving.watcher import settle_heap
 from tests.serving.test_app import RECORD, settings
 
@@ -34,6 +40,10 @@ BODIES = {
     "not JSON": "{bed: 3",
     "NaN": '{"bed": NaN}',
     "a number": "42",
+    "an empty record": "{}",
+    "a boolean for a number": json.dumps({**RECORD, "bed": True}),
+    "a status not in the data": json.dumps({**RECORD, "status": "foo"}),
+    "a long text": json.dumps({**RECORD, "city": "x" * 5000}),
 }
 
 
@@ -53,6 +63,69 @@ def test_the_lane_answers_as_the_route_does(tmp_path: Path, name: str):
     assert a.content == b.content
     for header in ("content-type", "content-length", "retry-after", "x-request-id"):
         assert a.headers.get(header) == b.headers.get(header)
+
+
+def _chunks(size: int):
+    yield b'{"city": "'
+    for _ in range(size // 1000):
+        yield b"x" * 1000
+    yield b'"}'
+
+
+#: (content type, body, what the answer must say); the body cap is 3,000 bytes here
+REFUSED = {
+    "text/plain": ("text/plain", json.dumps(RECORD), 415, "Content-Type 'text/plain'"),
+    "form": ("application/x-www-form-urlencoded", "bed=3", 415, "application/json"),
+    "too long by Content-Length": (
+        "application/json",
+        json.dumps({**RECORD, "city": "x" * 4000}),
+        413,
+        "larger than 3,000 bytes (SERVING_MAX_BODY_BYTES)",
+    ),
+    "too long, chunked": (
+        "application/json",
+        _chunks,
+        413,
+        "larger than 3,000 bytes (SERVING_MAX_BODY_BYTES)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_the_lane_refuses_as_the_route_does_before_parsing(tmp_path: Path, name: str):
+    content_type, body, status, says = REFUSED[name]
+    with_lane = create_app(settings(tmp_path, max_body_bytes=3000))
+    without_lane = create_app(settings(tmp_path, max_body_bytes=3000))
+    without_lane.user_middleware = [
+        m for m in without_lane.user_middleware if m.cls is not PredictLane
+    ]
+    answers = []
+    for app in (with_lane, without_lane):
+        content = body(100_000) if callable(body) else body  # a generator is sent chunked
+        answers.append(
+            TestClient(app).post(
+                "/predict", content=content, headers={"content-type": content_type}
+            )
+        )
+    a, b = answers
+    assert a.status_code == b.status_code == status
+    assert a.content == b.content
+    assert says in a.json()["detail"]
+
+
+def test_what_counts_as_json():
+    from serving.predict_lane import is_json
+
+    for accepted in (
+        None,
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ):
+        assert is_json(accepted), accepted
+    for refused in ("text/plain", "application/jsonp", "text/json", "", "multipart/form-data"):
+        assert not is_json(refused), refused
 
 
 def test_the_lane_counts_its_requests_under_the_route_template(tmp_path: Path):
@@ -83,6 +156,15 @@ async def body_and_leaving() -> None:
 
     assert await read_body(receive) == b'{"bed": 3}'
 
+    chunked = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 3
+
+    async def endless():
+        return chunked.pop(0)
+
+    with pytest.raises(BodyTooLargeError):  # stops at the second chunk, never reads the third
+        await read_body(endless, limit=1000)
+    assert len(chunked) == 1
+
     async def gone():
         return {"type": "http.disconnect"}
 
@@ -97,7 +179,8 @@ async def body_and_leaving() -> None:
     async def handler(body, request_id):  # pragma: no cover - must not be called
         raise AssertionError("a client that left must not be answered")
 
-    lane = PredictLane(None, path="/predict", handler=handler, route=None)
+    admission = Admission(1000, "SERVING_MAX_BODY_BYTES")
+    lane = PredictLane(None, path="/predict", handler=handler, route=None, admission=admission)
     scope = {"type": "http", "path": "/predict", "method": "POST", "headers": []}
     await lane(scope, gone, send)
     assert sent == []

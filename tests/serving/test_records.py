@@ -55,11 +55,29 @@ def test_a_data_api_row_is_accepted_and_canonicalised():
     assert "price" not in features and "street" not in features
 
 
-def test_every_feature_may_be_null_or_missing():
-    [record], _ = parse({})
-    assert record.features() == dict.fromkeys(FEATURES)
-    [record], _ = parse(dict.fromkeys(FEATURES))
-    assert record.features() == dict.fromkeys(FEATURES)
+@pytest.mark.parametrize("given", FEATURES)
+def test_every_feature_but_one_may_be_null_or_missing(given: str):
+    value = FULL[given] if given != "prev_sold_date" else "2015-06-30"
+    [record], _ = parse({given: value})
+    assert [name for name, v in record.features().items() if v is not None] == [given]
+    [record], _ = parse({**dict.fromkeys(FEATURES), given: value})
+    assert [name for name, v in record.features().items() if v is not None] == [given]
+
+
+@pytest.mark.parametrize("body", [{}, dict.fromkeys(FEATURES), {"price": 1.0, "street": None}])
+def test_a_record_with_no_feature_is_refused(body: dict):
+    [error] = errors_of(body)
+    assert error["loc"] == ["body"] and "gives no feature: send at least one of" in error["msg"]
+
+
+def test_status_numbers_and_long_values():
+    assert "'for_sale', 'sold' or 'ready_to_build'" in errors_of({"status": "foo"})[0]["msg"]
+    for bad in (True, "3", [3]):
+        assert errors_of({"bed": bad})[0]["msg"] == "bed: Input should be a valid number"
+    [record], _ = parse({"bed": 3, "house_size": 1650})  # integers are numbers
+    assert record.bed == 3.0 and record.house_size == 1650.0
+    [error] = errors_of({"city": "y" * 10_000})
+    assert error["input"] == '"' + "y" * 39 + "…"
 
 
 @pytest.mark.parametrize(

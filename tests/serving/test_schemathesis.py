@@ -23,8 +23,9 @@ MIN_CASES = 1000
 #: examples per operation: the record bodies get most, the parameterless GETs need few
 EXAMPLES = {"POST /predict": 400, "POST /explain": 400, "POST /admin/reload": 100}
 DEFAULT_EXAMPLES = 25
-#: invalid requests (bodies breaking the schema) per operation that has a body
-NEGATIVE_EXAMPLES = 100
+#: invalid requests (bodies breaking the schema: wrong types, booleans for numbers, statuses
+#: outside the enum, ...) per operation that has a body
+NEGATIVE_EXAMPLES = 200
 
 
 def run(operation, mode: GenerationMode, examples: int, base_url: str) -> int:
