@@ -38,6 +38,7 @@ SHARED_UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
             "tests/ui/test_models_page.py",
             "tests/ui/test_pipeline_page.py",
             "tests/ui/test_predict_page.py",
+            "tests/ui/test_predict_warnings.py",
             "tests/ui/test_screenshot.py",
         ),
     ),

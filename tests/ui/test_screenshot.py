@@ -1,10 +1,11 @@
 """The Predict page in a real browser: ``streamlit run ui/app.py`` with serving behind it,
 headless Chromium, screenshots saved in ``var/test-artifacts/``: ``ui-predict.png`` (a price
 and its plots), ``ui-predict-invalid.png`` (Bathrooms -1), ``ui-predict-warning.png`` (a
-house past the model's data, with serving's warnings beside the price)."""
+house larger than any the served version saw, with serving's warning beside the price)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from PIL import Image
 from tests.support.browser import ARTIFACTS, browser_page, require_chromium
 from tests.ui.conftest import ServedUi
 from tests.ui.streamlit_process import streamlit_app
+from tests.ui.test_predict_warnings import unusual_house
 from ui.explain_plots import money
 from ui.record_form import HouseInputs, warning_sentence
 from ui.serving_client import OodWarning
@@ -69,8 +71,6 @@ def test_predict_page_screenshot_shows_the_price_and_its_shap_plots(served_ui: S
 INVALID_SCREENSHOT = ARTIFACTS / "ui-predict-invalid.png"
 WARNING_SCREENSHOT = ARTIFACTS / "ui-predict-warning.png"
 BATH_REFUSED = "Bathrooms -1 is out of range: allowed 1 to 50"
-#: a house past the model's data: a city it never saw, and a size beyond the usual
-UNUSUAL = HouseInputs(city="Nowhereville", house_size=60_000.0)
 
 
 def type_into(page: Page, label: str, text: str) -> None:
@@ -99,13 +99,14 @@ def shoot_invalid_field(url: str, path: Path) -> dict[str, object]:
     return seen
 
 
-def shoot_unusual_house(url: str, path: Path) -> dict[str, object]:
-    """The page priced for :data:`UNUSUAL`; the warnings shown beside the price."""
+def shoot_unusual_house(url: str, path: Path, house: HouseInputs) -> dict[str, object]:
+    """The page priced for ``house`` (its city and size typed in); the warnings beside the
+    price."""
     with browser_page(1440, 1250) as page:
         page.goto(url, wait_until="domcontentloaded")
         page.get_by_text("Estimated price").wait_for(timeout=60_000)
-        type_into(page, "City", UNUSUAL.city)
-        type_into(page, "Living area (sq ft)", "60000")
+        type_into(page, "City", house.city)
+        type_into(page, "Living area (sq ft)", f"{house.house_size:.0f}")
         page.get_by_text("The inputs changed since the last estimate").wait_for(timeout=30_000)
         page.get_by_role("button", name="Estimate the price").click()
         page.get_by_text("Estimated price").wait_for(timeout=60_000)
@@ -142,14 +143,16 @@ def test_predict_page_screenshot_with_serving_s_warnings(served_ui: ServedUi):
     require_chromium()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     WARNING_SCREENSHOT.unlink(missing_ok=True)
-    answer = served_ui.serving.post("/explain", json=UNUSUAL.record())
+    # larger than any house the served version saw, in a city it never saw (no warning: see
+    # serving/ranges.py); the state stays the form's default
+    house = replace(unusual_house(served_ui.serving), state=HouseInputs.state, city="Nowhereville")
+    answer = served_ui.serving.post("/explain", json=house.record())
     assert answer.status_code == 200, answer.text
-    expected = [
-        warning_sentence(OodWarning.from_json(w)) for w in answer.json().get("warnings") or []
-    ]
+    expected = [warning_sentence(OodWarning.from_json(w)) for w in answer.json()["warnings"]]
+    assert len(expected) == 1 and expected[0].startswith("Size "), expected
     log = served_ui.stack.workdir / "streamlit-warning.log"
     with streamlit_app(served_ui.env, log) as url:
-        seen = shoot_unusual_house(url, WARNING_SCREENSHOT)
+        seen = shoot_unusual_house(url, WARNING_SCREENSHOT, house)
     assert seen["price"] == money(answer.json()["price"]), seen
     assert seen["warnings"] == expected, seen
     assert WARNING_SCREENSHOT.stat().st_size > 60_000
