@@ -211,7 +211,7 @@ def main() -> int:
     if on_ci():
         print(f"preflight: {names} missing; CI runs every test, so it stops here")
         return 1
-    print(f"preflight: {names} missing: the tests that need them will skip (they fail on CI)")
+    print(f"preflight: {names} missing: the tests that need them skip (on CI they fail)")
     return 0
 
 
