@@ -464,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
                         say(line)
                     return 1
                 if exhausted(args.group_number, args.day):
-                    say(f"the data API is exhausted after {run - 1} batches")
+                    batches, runs = len(summaries(args.group_number, args.day)), run - 1
+                    extra = "" if runs == batches else f" in {runs} runs (see the fetch lines)"
+                    say(f"the data API is exhausted after {batches} batches{extra}")
                     break
             else:
                 say(f"stopped after --max-runs {args.max_runs} runs (the API is not exhausted yet)")
