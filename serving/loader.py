@@ -111,7 +111,7 @@ def load_version(client: Any, name: str, version: str, alias: str) -> LoadedMode
     )
     ranges, reason = training_ranges(metadata.run_id)
     return prepare(
-        native, name, str(version), alias, metadata, started=started, ranges=(ranges, reason)
+        native, name, str(version), alias, metadata, started=started, ranges=ranges, why=reason
     )
 
 
@@ -142,12 +142,14 @@ def prepare(
     metadata: ModelMetadata,
     *,
     started: float | None = None,
-    ranges: tuple[FeatureRanges | None, str | None] = (None, None),
+    ranges: FeatureRanges | None = None,
+    why: str | None = None,
 ) -> LoadedModel:
     """Compile, check, explain and warm a fitted model: the :class:`LoadedModel` to swap in.
 
     The fast path serves only if it compiled and gives the model's own prices on the warm-up
     rows; otherwise the model's own predict serves (see :func:`fast_path_status`).
+    ``ranges`` are the version's training ranges (None: served without warnings, ``why``).
     """
     from serving.fast_model import compile_model, records_to_columns
 
@@ -202,8 +204,8 @@ def prepare(
         explainer=explainer,
         fast_path=status,
         metadata=metadata,
-        ranges=ranges[0],
-        ranges_reason=None if ranges[0] is not None else ranges[1] or "no training ranges given",
+        ranges=ranges,
+        ranges_reason=None if ranges is not None else why or "no training ranges given",
     )
     if loaded.ranges is None:
         log.error(

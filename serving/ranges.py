@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from tasks.model import FEATURES
+from tasks.model import FEATURE_RANGES_ARTIFACT, FEATURES
 
-ARTIFACT = "feature_ranges.json"
+ARTIFACT = FEATURE_RANGES_ARTIFACT
 KINDS: tuple[str, ...] = ("below_range", "above_range", "unseen_category")
 #: at most this many rows are checked value by value; larger batches are checked with numpy
 SMALL_BATCH = 8

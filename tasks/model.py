@@ -57,6 +57,9 @@ FEATURES: tuple[str, ...] = (
     "prev_sold_date",
 )
 TEXT_FEATURES = ONE_HOT_FEATURES + TARGET_ENCODED_FEATURES
+#: the run artifact that holds the training data's range per feature (written by train's
+#: tasks.training_log.feature_ranges, read by serving/ranges.py for its warnings)
+FEATURE_RANGES_ARTIFACT = "feature_ranges.json"
 
 #: numpy turns NaT into the smallest int64 when a date becomes a number.
 NAT_AS_FLOAT = float(np.iinfo(np.int64).min)

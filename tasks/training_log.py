@@ -171,7 +171,7 @@ def log_training(
         importance = _log_explanations(fitted, x_train, seed)
         mlflow.log_dict(record.reasons, "reasons.json")
         mlflow.log_dict({"state_medians": record.state_medians}, "baseline/state_medians.json")
-        mlflow.log_dict(feature_ranges(x_train), "feature_ranges.json")
+        mlflow.log_dict(feature_ranges(x_train), model.FEATURE_RANGES_ARTIFACT)
     version = mlflow.register_model(
         info.model_uri, model_name, tags={**record.version_tags, "run_id": run_id}
     )
@@ -187,7 +187,7 @@ def feature_ranges(x_train: pd.DataFrame) -> dict[str, Any]:
         if values.size:
             numeric[name] = [float(values.min()), float(values.max())]
     categories = {
-        name: sorted({str(v) for v in x_train[name] if v is not None and v == v})
+        name: sorted(x_train[name].dropna().astype(str).unique().tolist())
         for name in RANGE_CATEGORICAL
     }
     return {"rows": len(x_train), "numeric": numeric, "categories": categories}

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.ranges import FeatureRanges
+from tasks.model import FEATURE_RANGES_ARTIFACT
 from tests.serving.test_app import RECORD, settings
 
 LONG = "x" * 30_000  # two of them stay under the body cap (20 rows x 4 KiB)
@@ -226,7 +227,7 @@ def check_ranges_of_runs(mlflow, training_ranges, feature_ranges, pd) -> None:
                 }
             )
         )
-        mlflow.log_dict(document, "feature_ranges.json")
+        mlflow.log_dict(document, FEATURE_RANGES_ARTIFACT)
     ranges, reason = training_ranges(new.info.run_id)
     assert reason is None and ranges.numeric["bed"] == (1.0, 5.0)
     assert ranges.categories == {

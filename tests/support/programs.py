@@ -95,7 +95,9 @@ def find_postgres_server() -> str | None:
 
 
 def find_vendored() -> str | None:
-    sys.path.insert(0, str(REPO / "cluster" / "tools"))
+    tools = str(REPO / "cluster" / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
     import vendor
 
     try:
