@@ -38,7 +38,7 @@ the simulator's own price model and its true parameters (:mod:`data_api.generato
    is a mixture of scaled t(5) (closed-form CDF), not a sample of it.
 5. **Selection on the price.** A row reaches the holdout only if its served price passed the
    price rules: validation keeps 1,000..50,000,000 dollars (the range of
-   ``tasks.expectations.RANGES``), and the ``high_price`` batch keeps only prices of
+   ``tasks.core.expectations.RANGES``), and the ``high_price`` batch keeps only prices of
    300,000 and up. Both act on the price after rounding (to $100, 45 %; to $1,000, 35 %;
    to $1,000 minus $100, 20 %): each bound becomes three bounds on the raw price, exactly.
    The predictive distribution is the mixture truncated to what passed, and the draws are

@@ -2,9 +2,9 @@
 
 The simulator knows each row's noiseless log price (:mod:`data_api.noise_free`). This script
 rebuilds the pipeline's own rows in-process, exactly as fetch and validate would (the API's
-body, parsed by :func:`tasks.api_client.parse_body`, validated by
+body, parsed by :func:`tasks.core.api_client.parse_body`, validated by
 :func:`tasks.validate.validate_table`), keeps the noiseless value of each row beside it, splits
-them with the project's holdout (:mod:`tasks.holdout`, the rows train and promote hold out),
+them with the project's holdout (:mod:`tasks.core.holdout`, the rows train and promote hold out),
 and reports, per status and overall:
 
 - the model's mean absolute error in log price, next to the noise floor (the error of the
@@ -52,8 +52,8 @@ from bench import information_floor as info  # noqa: E402
 from data_api.batches import encode_body  # noqa: E402
 from data_api.geography import build_world  # noqa: E402
 from data_api.noise_free import LAND_COLUMN, NOISELESS_COLUMN, batch_with_truth  # noqa: E402
-from tasks import evaluation, holdout, model  # noqa: E402
-from tasks.settings import TaskSettings  # noqa: E402
+from tasks.core import evaluation, holdout, model  # noqa: E402
+from tasks.core.settings import TaskSettings  # noqa: E402
 
 
 @dataclass
@@ -71,9 +71,9 @@ def curated_with_noiseless(
     seed: int, scale: float, group_number: int, day: str, batch_number: int, settings: TaskSettings
 ) -> pd.DataFrame:
     """The batch's curated rows (as fetch + validate store them) plus the TRUTH_COLUMNS."""
-    from tasks.api_client import parse_body
-    from tasks.schema import CANONICAL_SCHEMA, COLUMNS
-    from tasks.validate import thresholds_of, validate_table
+    from tasks.core.api_client import parse_body
+    from tasks.core.schema import CANONICAL_SCHEMA, COLUMNS
+    from tasks.validate.step import thresholds_of, validate_table
 
     served = batch_with_truth(seed, scale, group_number, day, batch_number)
     noiseless = served.pop(NOISELESS_COLUMN).to_numpy()
@@ -263,7 +263,7 @@ def information_floor(rows: pd.DataFrame, seed: int, draws: int) -> tuple[np.nda
     with a price floor, the floor; neither knows the row's batch (a model does not), only
     its prior given status and state (:func:`bench.information_floor.regime_prior`).
     """
-    from tasks.expectations import RANGES
+    from tasks.core.expectations import RANGES
 
     world = build_world(seed)
     wire = info.wire_rows(rows, world)
@@ -283,8 +283,8 @@ def _production_model(settings: TaskSettings) -> tuple[object, list[tuple[str, i
     """The production model, the (day, batch number) of its training batches, its label."""
     import mlflow
 
-    from tasks import registry
-    from tasks.ledger import Ledger
+    from tasks.core import registry
+    from tasks.core.ledger import Ledger
 
     client = registry.client(settings.mlflow_tracking_uri)
     found = registry.champion(client, settings.model_name)
@@ -356,7 +356,7 @@ def main() -> int:
         f"{len(data.holdout):,} holdout rows ({time.perf_counter() - started:.0f} s to rebuild)"
     )
     if args.fit:
-        from tasks.search import SEARCH_SPACE
+        from tasks.train.search import SEARCH_SPACE
 
         params = {**SEARCH_SPACE.defaults(), **json.loads(args.params or "{}")}
         train = data.train

@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tasks.model import FEATURES  # the model's input columns: one list for the API, UI and load
+from tasks.core.model import (
+    FEATURES,  # the model's input columns: one list for the API, UI and load
+)
 
 #: The demo's simulator seed and the batch sampled (full_range).
 DEMO_SEED = 42

@@ -119,7 +119,7 @@ def in_process_floors(uri: str, records: list[dict], env: dict[str, str]) -> dic
 
     from serving.explain import Explainer
     from serving.fast_model import compile_model, records_to_columns
-    from tasks.model import feature_frame
+    from tasks.core.model import feature_frame
 
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     pyfunc = mlflow.pyfunc.load_model(uri)

@@ -92,24 +92,24 @@ def main() -> None:
     module = sys.argv[1]
     sys.argv = [module, *sys.argv[2:]]
     sys.meta_path.insert(0, _AfterImport())
-    import tasks.cli
-    import tasks.ledger
-    import tasks.registry
-    import tasks.storage
+    import tasks.core.cli
+    import tasks.core.ledger
+    import tasks.core.registry
+    import tasks.core.storage
 
-    tasks.ledger.Ledger.of = classmethod(  # type: ignore[method-assign]
-        connection("ledger", tasks.ledger.Ledger.of.__func__)
+    tasks.core.ledger.Ledger.of = classmethod(  # type: ignore[method-assign]
+        connection("ledger", tasks.core.ledger.Ledger.of.__func__)
     )
-    tasks.storage.open_store = connection("lake", tasks.storage.open_store)
-    tasks.registry.client = connection("mlflow-client", tasks.registry.client)
-    run_task = tasks.cli.run_task
+    tasks.core.storage.open_store = connection("lake", tasks.core.storage.open_store)
+    tasks.core.registry.client = connection("mlflow-client", tasks.core.registry.client)
+    run_task = tasks.core.cli.run_task
 
     @functools.wraps(run_task)
     def timed_run_task(*args: Any, **kwargs: Any) -> int:
         mark("main")
         return run_task(*args, **kwargs)
 
-    tasks.cli.run_task = timed_run_task
+    tasks.core.cli.run_task = timed_run_task
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:

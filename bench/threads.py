@@ -1,6 +1,6 @@
 """Benchmark: HistGradientBoosting's threads and OpenMP waits, idle and beside busy processes.
 
-The figures behind :mod:`tasks.threads`: one fit of 300 trees (63 leaves, no early stopping) on
+The figures behind :mod:`tasks.core.threads`: one fit of 300 trees (63 leaves, no early stopping) on
 random data with the model's 16 columns, with 1 and 2 OpenMP threads, under the runtime's
 default waits (spin, then sleep) and under ``OMP_WAIT_POLICY=PASSIVE``, on an idle machine and
 with ``--busy N`` CPU-bound processes beside it. Each configuration runs in a fresh interpreter

@@ -298,7 +298,7 @@ def migrate_airflow(env: dict[str, str]) -> None:
 
 
 def exhausted(group_number: int, day: str) -> bool:
-    from tasks.ledger import Ledger
+    from tasks.core.ledger import Ledger
 
     cursor = Ledger.open(os.environ["LEDGER_URL"]).cursor(group_number, day)
     return cursor is not None and cursor.exhausted_at is not None
@@ -306,7 +306,7 @@ def exhausted(group_number: int, day: str) -> bool:
 
 def unfinished(group_number: int, day: str) -> dict[int, int]:
     """Batches a run started and did not finish (no record row): batch_id -> batch number."""
-    from tasks.ledger import Ledger
+    from tasks.core.ledger import Ledger
 
     ledger = Ledger.open(os.environ["LEDGER_URL"])
     return {b.id: b.batch_number for b in ledger.unfinished_batches(group_number, day)}
@@ -333,8 +333,8 @@ def interruptions(before: dict[int, int], after: dict[int, int]) -> list[str]:
 
 
 def summaries(group_number: int, day: str) -> list[dict[str, Any]]:
-    from tasks.ledger import Ledger
-    from tasks.story import batch_summaries
+    from tasks.core.ledger import Ledger
+    from tasks.core.story import batch_summaries
 
     ledger = Ledger.open(os.environ["LEDGER_URL"])
     return batch_summaries(ledger, group_number, day)

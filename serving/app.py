@@ -56,8 +56,8 @@ from serving.responses import (
 from serving.settings import ServingSettings
 from serving.state import LoadedModel
 from serving.watcher import ModelWatcher
-from tasks.logs import configure_logging, get_logger
-from tasks.storage import open_store
+from tasks.core.logs import configure_logging, get_logger
+from tasks.core.storage import open_store
 
 log = get_logger("serving")
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from serving.state import LoadedModel
-from tasks.logs import get_logger
+from tasks.core.logs import get_logger
 
 log = get_logger("serving.batcher")
 

@@ -7,7 +7,7 @@ Contract (what the serving app relies on; keep stable):
   ``Pipeline`` alone). Compilation reads the FITTED attributes of every step, once per version,
   and raises :class:`UnsupportedPipelineError` (naming the step, its path and the parameter) for
   any step type or parameter it cannot reproduce exactly. Nothing is hand-written per feature.
-- Input: columns as ``Mapping[str, Sequence]`` keyed by :data:`tasks.model.FEATURES`, plain
+- Input: columns as ``Mapping[str, Sequence]`` keyed by :data:`tasks.core.model.FEATURES`, plain
   Python values: ``str | None`` for text, ``float | int | None`` for numbers,
   ``datetime.date | None`` for ``prev_sold_date``. :func:`records_to_columns` turns a list of
   records (mappings or objects with those attributes) into that shape. A missing column is a
@@ -34,7 +34,7 @@ infrequent categories, ``handle_unknown`` ignore / error / infrequent_if_exist /
 ``drop``), ``TargetEncoder`` (continuous or binary: ``encodings_``, ``target_mean_``), and a
 final ``HistGradientBoostingRegressor`` (identity link, no categorical features) inside an
 optional ``TransformedTargetRegressor`` whose inverse function is supported. Input columns must
-be :data:`tasks.model.FEATURES`: they are converted the way ``feature_frame`` types them.
+be :data:`tasks.core.model.FEATURES`: they are converted the way ``feature_frame`` types them.
 
 Why: the model's own ``predict`` of one row costs about 25 ms, almost all of it the
 ``ColumnTransformer``-over-pandas overhead; this path does the same arithmetic on plain numpy
@@ -59,7 +59,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, TargetEncoder
 
-from tasks.model import DATE_FEATURES, FEATURES, TEXT_FEATURES
+from tasks.core.model import DATE_FEATURES, FEATURES, TEXT_FEATURES
 
 __all__ = [
     "FastModel",
@@ -636,7 +636,7 @@ def _compile_columns(ct: ColumnTransformer, path: str) -> tuple[list[_Branch], i
             raise _refuse(where, f"column selection {columns!r} (a list of names is required)")
         unknown = [c for c in columns if c not in FEATURES]
         if unknown:
-            raise _refuse(where, f"input columns {unknown} outside tasks.model.FEATURES")
+            raise _refuse(where, f"input columns {unknown} outside tasks.core.model.FEATURES")
         step, width = _compile_step(transformer, where, len(columns))
         out = ct.output_indices_[name]
         if width is not None and width != out.stop - out.start:

@@ -22,12 +22,12 @@ from sqlalchemy.engine import Engine
 
 from serving.errors import describe
 from serving.metrics import ServingMetrics
-from tasks import lake
-from tasks.ledger import InferenceLog
-from tasks.logs import get_logger
-from tasks.model import FEATURES
-from tasks.schema import CANONICAL_SCHEMA
-from tasks.storage import ObjectStore
+from tasks.core import lake
+from tasks.core.ledger import InferenceLog
+from tasks.core.logs import get_logger
+from tasks.core.model import FEATURES
+from tasks.core.schema import CANONICAL_SCHEMA
+from tasks.core.storage import ObjectStore
 
 log = get_logger("serving.inference_export")
 

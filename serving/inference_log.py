@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine, make_url
 
 from serving.errors import describe
 from serving.metrics import ServingMetrics
-from tasks.ledger import InferenceLog, migrate
-from tasks.logs import get_logger
+from tasks.core.ledger import InferenceLog, migrate
+from tasks.core.logs import get_logger
 
 log = get_logger("serving.inference_log")
 

@@ -17,7 +17,7 @@ import numpy as np
 from serving.decisions import fast_path_status
 from serving.ranges import ARTIFACT, FeatureRanges
 from serving.state import LoadedModel, ModelMetadata, native_predict
-from tasks.logs import get_logger
+from tasks.core.logs import get_logger
 
 log = get_logger("serving.loader")
 

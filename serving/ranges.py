@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.model import FEATURE_RANGES_ARTIFACT, FEATURES
+from tasks.core.model import FEATURE_RANGES_ARTIFACT, FEATURES
 
 ARTIFACT = FEATURE_RANGES_ARTIFACT
 KINDS: tuple[str, ...] = ("below_range", "above_range", "unseen_category")

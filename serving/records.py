@@ -1,10 +1,10 @@
 """What a client sends: one Realtor record, validated field by field, and its parsing.
 
-A record carries the model's features (``tasks.model.FEATURES``), every one optional (the
+A record carries the model's features (``tasks.core.model.FEATURES``), every one optional (the
 model imputes nulls); the other Realtor columns (``brokered_by``, ``street``, ``price``) are
 accepted and ignored, so a row of the data API can be sent as it is; any other field is an
 error. A record must give at least one feature (``{}`` is refused: it would price the
-average house and say nothing). ``status`` is one of the data's values (``tasks.schema.STATUSES``);
+average house and say nothing). ``status`` is one of the data's values (``tasks.core.schema.STATUSES``);
 numbers are strict (``true`` is not a number; integers are). Values are canonical after
 validation: ``zip_code`` a five-digit string (an integer such as 2139 becomes "02139"),
 ``prev_sold_date`` a date.
@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.model import FEATURES
-from tasks.schema import STATUSES
+from tasks.core.model import FEATURES
+from tasks.core.schema import STATUSES
 
 #: The Realtor columns that are not features: accepted, ignored.
 IGNORED_FIELDS: tuple[str, ...] = ("brokered_by", "street", "price")

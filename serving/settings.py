@@ -2,7 +2,7 @@
 
 The names it shares with the pipeline (``MLFLOW_TRACKING_URI``, ``MODEL_NAME``, ``LEDGER_URL``,
 ``STORAGE_URL``, the S3 endpoint and credentials) are read without a prefix, exactly as
-``tasks/settings.py`` reads them, so one ConfigMap serves both; the service's own knobs carry
+``tasks/core/settings.py`` reads them, so one ConfigMap serves both; the service's own knobs carry
 the prefix ``SERVING_``. Nothing happens at import: no client is opened, no folder created.
 """
 
@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tasks.settings import refuse_default_s3_secret
+from tasks.core.settings import refuse_default_s3_secret
 
-#: Settings read without the SERVING_ prefix (shared with tasks/settings.py).
+#: Settings read without the SERVING_ prefix (shared with tasks/core/settings.py).
 SHARED_NAMES: tuple[str, ...] = (
     "environment",
     "mlflow_tracking_uri",

@@ -68,7 +68,7 @@ def native_predict(native: Any, records: list[dict[str, Any]]) -> np.ndarray:
     """Prices from the registered model's own predict (pandas and the fitted pipeline)."""
     import pandas as pd
 
-    from tasks.model import FEATURES, feature_frame
+    from tasks.core.model import FEATURES, feature_frame
 
     frame = pd.DataFrame.from_records(records, columns=list(FEATURES))
     return np.asarray(native.predict(feature_frame(frame)), dtype=np.float64)

@@ -24,8 +24,8 @@ from serving.loader import load_version
 from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.state import LoadedModel, LoadFailure, RegistryStatus
-from tasks import registry as model_registry
-from tasks.logs import get_logger
+from tasks.core import registry as model_registry
+from tasks.core.logs import get_logger
 
 log = get_logger("serving.watcher")
 

@@ -1,1 +1,1 @@
-"""The pipeline's tasks: one command line per step (``python -m tasks.<name>``) plus shared modules."""
+"""The pipeline: `tasks.core`, the library steps, serving and the UI share, and one package per step (`python -m tasks.<step>`)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from data_api.settings import Settings as DataApiSettings
 from serving.settings import env_names as serving_env_names
-from tasks.settings import TaskSettings
+from tasks.core.settings import TaskSettings
 from ui.settings import UiSettings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """The ledger's stories as tables and charts: pure functions from plain dicts to displays.
 
-Inputs are what :mod:`tasks.story` returns (``model_history`` entries and
+Inputs are what :mod:`tasks.core.story` returns (``model_history`` entries and
 ``batch_summaries``); outputs are pandas frames for ``st.dataframe`` and Altair charts. No I/O,
 no Streamlit: the tests call these directly.
 """

@@ -1,8 +1,8 @@
 """The Predict page's inputs: choices, ranges and defaults from the data, and the record.
 
-Choices come from the pipeline's own definitions (statuses from ``tasks.schema``, the states
-and territories the validation accepts from ``tasks.expectations``), ranges are the
-validation's plausible ranges (``tasks.expectations.RANGES``), and defaults are the medians of
+Choices come from the pipeline's own definitions (statuses from ``tasks.core.schema``, the states
+and territories the validation accepts from ``tasks.core.expectations``), ranges are the
+validation's plausible ranges (``tasks.core.expectations.RANGES``), and defaults are the medians of
 the Realtor data (../shared/REALTOR_DATA_FACTS.md: 3 beds, 2 baths, 1,760 sq ft, a 0.26-acre
 lot, a previous sale in late 2021).
 
@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.expectations import RANGES, STATE_DOMAIN, ZIP_CODE_PATTERN
-from tasks.schema import STATUSES
+from tasks.core.expectations import RANGES, STATE_DOMAIN, ZIP_CODE_PATTERN
+from tasks.core.schema import STATUSES
 
 STATUS_LABELS: dict[str, str] = {
     "for_sale": "For sale",

@@ -1,7 +1,7 @@
 """Settings of the Streamlit app: one object, read from the environment (or ``.env``).
 
 The names the app shares with the tasks (LEDGER_URL, STORAGE_URL, the S3 variables,
-MLFLOW_TRACKING_URI, MODEL_NAME) mean the same thing as in ``tasks/settings.py``, so one
+MLFLOW_TRACKING_URI, MODEL_NAME) mean the same thing as in ``tasks/core/settings.py``, so one
 ``.env`` (or one ConfigMap) configures both. Nothing happens at import: no client is opened.
 """
 
@@ -26,7 +26,7 @@ class UiSettings(BaseSettings):
         15.0, ge=0, description="how long the Models and Pipeline pages reuse what they read"
     )
 
-    # the same names and meanings as in tasks/settings.py
+    # the same names and meanings as in tasks/core/settings.py
     ledger_url: str = Field("sqlite:///./var/ledger.db", description="SQLAlchemy URL")
     storage_url: str = Field(
         "file://./var/lake", description="file://<dir> or s3://<bucket>[/<prefix>]"

@@ -15,8 +15,8 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from tasks import story
-from tasks.ledger import Ledger
+from tasks.core import story
+from tasks.core.ledger import Ledger
 from ui.errors import SourceError, safe_url
 from ui.settings import UiSettings
 
@@ -81,7 +81,7 @@ def _ledger_failure(url: str, exc: Exception) -> SourceError:
 
 
 def read_batches(url: str) -> list[dict[str, Any]]:
-    """Every batch's story (``tasks.story.batch_summaries``), oldest first."""
+    """Every batch's story (``tasks.core.story.batch_summaries``), oldest first."""
     ledger = open_ledger(url)
     try:
         return story.batch_summaries(ledger)
@@ -90,7 +90,7 @@ def read_batches(url: str) -> list[dict[str, Any]]:
 
 
 def read_model_history(url: str, model_name: str) -> list[dict[str, Any]]:
-    """Every trained version of ``model_name`` (``tasks.story.model_history``), oldest first."""
+    """Every trained version of ``model_name`` (``tasks.core.story.model_history``), oldest first."""
     ledger = open_ledger(url)
     try:
         return story.model_history(ledger, model_name)
@@ -121,9 +121,9 @@ def _check_registry(tracking_uri: str) -> None:
 
 
 def production_version(tracking_uri: str, model_name: str) -> str | None:
-    """The version carrying the ``production`` alias (``tasks.registry.champion``); None: none."""
+    """The version carrying the ``production`` alias (``tasks.core.registry.champion``); None: none."""
     _check_registry(tracking_uri)
-    from tasks import registry  # MLflow takes a second to import: only when asked
+    from tasks.core import registry  # MLflow takes a second to import: only when asked
 
     try:
         found = registry.champion(registry.client(tracking_uri), model_name)
@@ -140,8 +140,8 @@ def production_version(tracking_uri: str, model_name: str) -> str | None:
 
 def read_report(settings: UiSettings, key: str) -> bytes:
     """A report (validation or drift, HTML or JSON) from the lake."""
-    from tasks.settings import TaskSettings
-    from tasks.storage import StorageError, open_store
+    from tasks.core.settings import TaskSettings
+    from tasks.core.storage import StorageError, open_store
 
     try:
         store = open_store(

@@ -3,7 +3,7 @@
     <tasks' python> dags/realtor/launcher.py --socket PATH tasks.<name>
 
 Started by :class:`realtor.local.LocalTaskOperator` when ``PIPELINE_LOCAL_PRELOAD`` is on (the
-default). It imports ``tasks.<name>`` and calls its ``preload()`` if it has one (the
+default). It imports ``tasks.<name>.step`` and calls its ``STEP.preload()`` if it has one (the
 heavy libraries its runs import, and the environment defaults its runs set before importing
 them), then says ``ready`` on stdout and serves on the Unix socket PATH. Each connection asks
 for one run: the arguments, the environment and the working directory as JSON, the run's stdout
@@ -17,7 +17,7 @@ at once and, when the child ends, its wait status and peak RSS (``wait4``).
 It ends when its stdin reaches end of file (the process that started it is gone) or on SIGTERM,
 and stops the runs still going (SIGTERM to their process groups).
 
-What differs from a fresh interpreter: what ``preload()`` imports was imported once, before the
+What differs from a fresh interpreter: what ``STEP.preload()`` imports was imported once, before the
 run's environment was set, so a library that reads an environment variable at import time reads
 the launcher's (the Airflow process's environment; the tasks read their settings at run time).
 Only the standard library is imported here: this file runs with the tasks' interpreter.
@@ -148,16 +148,13 @@ def become(request: dict[str, Any], fds: list[int]) -> None:
 
 
 def preload(module: str) -> None:
-    """Import ``module`` and what its runs import (its ``preload()``), then forget the module
-    itself: each run executes it afresh as ``__main__``."""
-    loaded = importlib.import_module(module)
-    hook = getattr(loaded, "preload", None)
-    if hook is not None:
-        hook()
-    del sys.modules[module]
-    parent, _, name = module.rpartition(".")
-    if parent and hasattr(sys.modules.get(parent), name):
-        delattr(sys.modules[parent], name)
+    """Import the step's module (``<module>.step``) and what its runs import (its
+    ``STEP.preload()``). Each run then executes ``<module>.__main__`` afresh, as ``python -m``
+    would."""
+    loaded = importlib.import_module(f"{module}.step")
+    step = getattr(loaded, "STEP", None)
+    if step is not None:
+        step.preload()
 
 
 def main() -> None:

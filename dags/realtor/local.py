@@ -417,7 +417,7 @@ class LocalTaskOperator(BaseOperator):
             if not xcom_path.exists():
                 raise AirflowException(
                     f"{self.module} exited 0 but wrote no result to XCOM_RETURN_PATH; every "
-                    "task must write its JSON result there (tasks.cli.run_task does)"
+                    "task must write its JSON result there (tasks.core.cli.run_task does)"
                 )
             try:
                 result = json.loads(xcom_path.read_text())

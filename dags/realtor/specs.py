@@ -1,7 +1,7 @@
 """The table of pipeline tasks: which module, which image, how much CPU and memory, how long.
 
 One :class:`TaskSpec` per ``tasks/<name>.py``. To add a task: write the module (a command
-line ``python -m tasks.<name>``, see ``tasks/fetch.py``) and one line in the DAG that calls
+line ``python -m tasks.<name>``, see ``tasks/fetch/step.py``) and one line in the DAG that calls
 ``pipeline_task("<name>", ...)``. A task missing from :data:`TASKS` gets the defaults
 (its own image, 250m/512Mi requested, 1 CPU/1536Mi limits, 30 minutes); add its line here
 when it needs other resources, a longer timeout, or another task's image.

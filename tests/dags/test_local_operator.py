@@ -1,6 +1,6 @@
 """The local runtime's operator: the same command-line contract as a pod, in a subprocess.
 
-A fake task package in a temporary folder stands in for ``tasks.*`` (the tasks' own
+A fake package of steps (``<step>/step.py`` and ``<step>/__main__.py``) in a temporary folder stands in for ``tasks.*`` (the tasks' own
 virtualenv is exercised end to end by tests/e2e): it writes its result to XCOM_RETURN_PATH,
 prints a summary on stdout and logs on stderr, and fails on demand.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import textwrap
 import threading
@@ -66,8 +67,14 @@ def fake_repo(tmp_path: Path) -> Path:
     package = tmp_path / "faketasks"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "fake.py").write_text(FAKE_TASK)
-    (package / "broken.py").write_text(BROKEN_TASK)
+    for step, module, main in (
+        ("fake", "", FAKE_TASK),  # a step without a STEP: nothing to preload
+        ("broken", BROKEN_TASK, "from faketasks.broken import step  # noqa: F401\n"),
+    ):
+        (package / step).mkdir()
+        (package / step / "__init__.py").write_text("")
+        (package / step / "step.py").write_text(module)
+        (package / step / "__main__.py").write_text(main)
     return tmp_path
 
 
@@ -201,7 +208,7 @@ def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others_when_a_core_
 
     monkeypatch.setattr(local, "a_core_is_idle", lambda: idle)
 
-    (fake_repo / "faketasks" / "second.py").write_text(FAKE_TASK)
+    shutil.copytree(fake_repo / "faketasks" / "fake", fake_repo / "faketasks" / "second")
     with DAG("warm", schedule=None):
         first = _operator(fake_repo, True)
         later = _operator(fake_repo, True, task_id="second", module="faketasks.second")

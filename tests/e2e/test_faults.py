@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tasks.ledger import Ledger, Promotion, Training
-from tasks.settings import TaskSettings
-from tasks.storage import open_store
+from tasks.core.ledger import Ledger, Promotion, Training
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
 from tests.support.mlflow_server import MlflowServer
 from tests.support.postgres import fresh_database
@@ -294,7 +294,7 @@ def test_mlflow_killed_during_train_and_during_promote(tmp_path: Path, s3: S3End
             assert code == 0, stderr
             assert promoted["status"] == "promoted" and promoted["alias_moved"] is True
 
-            from tasks import registry
+            from tasks.core import registry
 
             client = registry.client(mlflow.uri)
             versions = client.search_model_versions("name='realtor-price'")
@@ -327,7 +327,7 @@ def test_mlflow_killed_during_train_and_during_promote(tmp_path: Path, s3: S3End
 
 def wait_for_running_run(tracking_uri: str, batch_id: str, timeout: float = 300) -> str:
     """The id of the MLflow run of ``batch_id``'s training once it is RUNNING (polled)."""
-    from tasks import registry
+    from tasks.core import registry
 
     client = registry.client(tracking_uri)
     deadline = time.monotonic() + timeout
@@ -384,7 +384,7 @@ def test_train_killed_mid_logging_then_the_next_run_finishes_the_batch(
     """
     import signal as signals
 
-    from tasks import registry
+    from tasks.core import registry
 
     with (
         fresh_database("realtor_killed") as ledger_url,

@@ -64,7 +64,7 @@ class Story:
     runs: list[CliRun] = field(default_factory=list)
 
     def ledger(self):
-        from tasks.ledger import Ledger
+        from tasks.core.ledger import Ledger
 
         return Ledger.open(self.env["LEDGER_URL"])
 
@@ -81,13 +81,13 @@ class Story:
 
 
 def _stories_by_batch(story: Story) -> dict[int, dict[str, Any]]:
-    from tasks.story import batch_summaries
+    from tasks.core.story import batch_summaries
 
     return {s["batch_number"]: s for s in batch_summaries(story.ledger(), GROUP, DAY)}
 
 
 def _counts(story: Story) -> dict[str, int]:
-    from tasks.ledger import Batch, DriftDecision, Promotion, Training, Validation
+    from tasks.core.ledger import Batch, DriftDecision, Promotion, Training, Validation
 
     with story.ledger().session() as session:
         return {
@@ -156,7 +156,7 @@ def test_lifecycle_story(story: Story) -> None:
 
 
 def test_every_training_and_promotion_has_reasons(story: Story) -> None:
-    from tasks.ledger import Promotion, Training
+    from tasks.core.ledger import Promotion, Training
 
     with story.ledger().session() as session:
         trainings = list(session.scalars(select(Training)))
@@ -168,7 +168,7 @@ def test_every_training_and_promotion_has_reasons(story: Story) -> None:
 
 
 def test_production_alias_is_on_the_last_promoted_version(story: Story) -> None:
-    from tasks.ledger import Promotion
+    from tasks.core.ledger import Promotion
 
     with story.ledger().session() as session:
         promoted = list(
@@ -183,9 +183,9 @@ def test_production_alias_is_on_the_last_promoted_version(story: Story) -> None:
 
 
 def test_every_batch_has_its_run_summary_in_the_store(story: Story) -> None:
-    from tasks.lake import summary_key
-    from tasks.settings import TaskSettings
-    from tasks.storage import open_store
+    from tasks.core.lake import summary_key
+    from tasks.core.settings import TaskSettings
+    from tasks.core.storage import open_store
 
     settings = TaskSettings(
         storage_url=story.env["STORAGE_URL"],

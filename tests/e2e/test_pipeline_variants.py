@@ -53,8 +53,8 @@ def run(airflow: AirflowEnv, env: dict[str, str], name: str) -> CliRun:
 
 
 def stories(ledger_url: str, day: str) -> list[dict]:
-    from tasks.ledger import Ledger
-    from tasks.story import batch_summaries
+    from tasks.core.ledger import Ledger
+    from tasks.core.story import batch_summaries
 
     ledger = Ledger.open(ledger_url)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ledger import Batch, DriftDecision, Ledger, Validation
+from tasks.core.ledger import Batch, DriftDecision, Ledger, Validation
 from tests.data_api.server import running_data_api
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_record_writes_the_story_once(task_env: dict[str, str], tmp_path: Path) 
     assert summary["rows"] == 40
     assert summary["recorded"] is True
     # the run's end is in the ledger: the next fetch will not hand this batch back
-    from tasks.lifecycle_ledger import find_batch_record
+    from tasks.core.lifecycle_ledger import find_batch_record
 
     mark = find_batch_record(Ledger.open(task_env["LEDGER_URL"]), batch_id)
     assert mark is not None and mark.summary_key == result["summary_key"]

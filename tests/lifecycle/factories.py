@@ -1,9 +1,9 @@
 """Realistic Realtor rows for the lifecycle tests, and a helper that stores them as fetch would.
 
-``make_rows`` builds a table in :data:`tasks.schema.CANONICAL_SCHEMA` from a seeded numpy
+``make_rows`` builds a table in :data:`tasks.core.schema.CANONICAL_SCHEMA` from a seeded numpy
 generator: prices log-normal around $350k (scaled by house size and state), beds and baths
 small integers, lots in acres, zip codes as five-character strings. ``put_batch`` writes it to
-the raw zone with :func:`tasks.lake.to_parquet` / :func:`tasks.lake.raw_key` and inserts the
+the raw zone with :func:`tasks.core.lake.to_parquet` / :func:`tasks.core.lake.raw_key` and inserts the
 ledger's ``batches`` row. Shared by the validate/drift and the train/promote tests.
 """
 
@@ -15,11 +15,11 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
-from tasks.expectations import arrow_schema_problems
-from tasks.lake import raw_key, to_parquet
-from tasks.ledger import Batch, Ledger
-from tasks.schema import CANONICAL_SCHEMA, STATUSES
-from tasks.storage import ObjectStore
+from tasks.core.expectations import arrow_schema_problems
+from tasks.core.lake import raw_key, to_parquet
+from tasks.core.ledger import Batch, Ledger
+from tasks.core.schema import CANONICAL_SCHEMA, STATUSES
+from tasks.core.storage import ObjectStore
 
 #: (state, share of rows, price factor, cities, first zip digits)
 _STATES: tuple[tuple[str, float, float, tuple[str, ...], int], ...] = (
@@ -187,7 +187,7 @@ def register_champion(
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from tasks.ledger import Training
+    from tasks.core.ledger import Training
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tasks import drift_check, validate
-from tasks.ledger import Batch, DriftDecision, Ledger
-from tasks.settings import get_settings
-from tasks.storage import ObjectStore, open_store
+from tasks.core.ledger import Batch, DriftDecision, Ledger
+from tasks.core.settings import get_settings
+from tasks.core.storage import ObjectStore, open_store
+from tasks.drift_check import step as drift_check
+from tasks.validate import step as validate
 from tests.lifecycle.factories import make_rows, put_batch, register_champion
 from tests.support.mlflow_server import mlflow_server
 from tests.support.processes import free_port

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.drift_decision import (
+from tasks.drift_check.decision import (
     ColumnDrift,
     DriftFacts,
     DriftMeasures,

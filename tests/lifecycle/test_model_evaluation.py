@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.evaluation import (
+from tasks.core.evaluation import (
     EvaluationError,
     fit_state_medians,
     improvement,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.holdout import holdout_mask, holdout_scores, split_holdout
+from tasks.core.holdout import holdout_mask, holdout_scores, split_holdout
 from tests.lifecycle.factories import make_rows
 
 streets = st.one_of(st.none(), st.integers(min_value=0, max_value=3_000_000))

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import evaluation, model
-from tasks.holdout import split_holdout
+from tasks.core import evaluation, model
+from tasks.core.holdout import split_holdout
 from tests.lifecycle.factories import make_rows
 
 SEED = 7

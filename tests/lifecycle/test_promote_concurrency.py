@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from tasks import promote, registry
-from tasks.ledger import Ledger, Promotion, Training
-from tasks.settings import TaskSettings
-from tasks.storage import open_store
-from tasks.training_ledger import promotion_lock
+from tasks.core import registry
+from tasks.core.ledger import Ledger, Promotion, Training
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import open_store
+from tasks.core.training_ledger import promotion_lock
+from tasks.promote import step as promote
 from tests.lifecycle.train_factories import curated_batch, make_rows
 
 

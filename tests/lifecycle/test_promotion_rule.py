@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.promotion_rule import PromotionRuleError, decide
+from tasks.promote.rule import PromotionRuleError, decide
 
 positive = st.floats(min_value=1.0, max_value=1e7, allow_nan=False, allow_infinity=False)
 

@@ -17,8 +17,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.ledger import Ledger
-from tasks.storage import open_store
+from tasks.core.ledger import Ledger
+from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
 from tests.lifecycle.test_story import run_task
 from tests.support.scripted_http import scripted_http

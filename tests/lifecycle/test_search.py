@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import model
-from tasks.search import (
+from tasks.core import model
+from tasks.train.search import (
     MIN_TRIALS,
     SEARCH_SPACE,
     SearchError,
     planned_trials,
     search_hyperparameters,
 )
-from tasks.training_data import inner_validation_mask
+from tasks.train.training_data import inner_validation_mask
 from tests.lifecycle.factories import make_rows
 
 
@@ -60,7 +60,7 @@ def test_the_budget_follows_the_rows() -> None:
 
 def test_the_search_starts_from_the_champion_then_the_defaults(rows, monkeypatch) -> None:
     monkeypatch.setitem(model.DEFAULT_PARAMS, "max_iter", 60)  # small trees: a quick test
-    monkeypatch.setattr("tasks.search.STEP_ITERATIONS", 20)
+    monkeypatch.setattr("tasks.train.search.STEP_ITERATIONS", 20)
     features, prices, validation = rows
     champion = {**SEARCH_SPACE.defaults(), "learning_rate": 0.2, "max_leaf_nodes": 31}
     found = search_hyperparameters(

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
-from tasks.promotion_rule import decide
+from tasks.core.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.promote.rule import decide
 from tests.data_api.server import running_data_api
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tasks import threads
+from tasks.core import threads
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_the_machine_is_busy_when_the_load_reaches_the_cpu_limit(
 
 def _policy_in_a_fresh_task(env: dict[str, str]) -> str:
     """OMP_WAIT_POLICY as a task process sees it after choose_waits (a real interpreter)."""
-    code = "from tasks import threads; print(threads.choose_waits())"
+    code = "from tasks.core import threads; print(threads.choose_waits())"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ledger import Ledger, Training
-from tasks.storage import open_store
+from tasks.core.ledger import Ledger, Training
+from tasks.core.storage import open_store
 from tests.lifecycle.train_factories import curated_batch, make_rows
 
 REPO = Path(__file__).resolve().parents[2]

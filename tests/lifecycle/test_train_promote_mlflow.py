@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.ledger import Ledger, Promotion, Training
-from tasks.settings import TaskSettings
-from tasks.storage import open_store
+from tasks.core.ledger import Ledger, Promotion, Training
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import open_store
 from tests.lifecycle.train_factories import curated_batch, make_rows
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
@@ -80,7 +80,7 @@ def env(
 
 
 def promote_summary(result: dict) -> str:
-    from tasks.promote import summary
+    from tasks.promote.step import summary
 
     return summary(result)
 
@@ -207,7 +207,7 @@ def test_first_model_promoted_worse_challenger_rejected_reruns_change_nothing(
     assert predicted.shape == (4,) and np.all(np.isfinite(predicted)) and np.all(predicted > 0)
 
     # 5. a later promotion leaves exactly one version in Production (the former one archived)
-    from tasks import registry
+    from tasks.core import registry
 
     registry.make_production(client, MODEL, "2")
     assert client.get_model_version_by_alias(MODEL, "production").version == "2"

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
-from tasks.ledger import Ledger, Validation
-from tasks.schema import CANONICAL_SCHEMA, COLUMNS
-from tasks.storage import FileStore, ObjectStore, open_store
+from tasks.core.ledger import Ledger, Validation
+from tasks.core.schema import CANONICAL_SCHEMA, COLUMNS
+from tasks.core.storage import FileStore, ObjectStore, open_store
 from tests.lifecycle.factories import make_rows, put_batch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +252,7 @@ def test_validate_against_real_s3_and_postgres(s3, s3_bucket: str, pg_url: str, 
 
 
 def _settings(env: dict[str, str]):
-    from tasks.settings import TaskSettings
+    from tasks.core.settings import TaskSettings
 
     return TaskSettings(
         s3_endpoint_url=env["S3_ENDPOINT_URL"],

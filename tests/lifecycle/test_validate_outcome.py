@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.expectations import arrow_schema_problems, row_rules
-from tasks.schema import CANONICAL_SCHEMA
-from tasks.validation_outcome import (
+from tasks.core.expectations import arrow_schema_problems, row_rules
+from tasks.core.schema import CANONICAL_SCHEMA
+from tasks.validate.outcome import (
     ValidationCounts,
     ValidationThresholds,
     decide_validation,

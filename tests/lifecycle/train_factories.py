@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tasks.lake import PARQUET, curated_key, to_parquet
-from tasks.ledger import Batch, DriftDecision, Ledger, Validation
-from tasks.storage import ObjectStore
+from tasks.core.lake import PARQUET, curated_key, to_parquet
+from tasks.core.ledger import Batch, DriftDecision, Ledger, Validation
+from tasks.core.storage import ObjectStore
 from tests.lifecycle.factories import make_rows, put_batch
 
 __all__ = ["curated_batch", "make_rows"]

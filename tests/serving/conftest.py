@@ -20,7 +20,7 @@ def local_model():
     from serving.explain import Explainer
     from serving.fast_model import compile_model
     from serving.state import LoadedModel, ModelMetadata
-    from tasks.model import build_model, feature_frame, target
+    from tasks.core.model import build_model, feature_frame, target
     from tests.lifecycle.factories import make_rows
 
     rows = make_rows(500, seed=5).to_pandas()

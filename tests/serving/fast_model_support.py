@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.compose import TransformedTargetRegressor
 from threadpoolctl import threadpool_limits
 
-from tasks import model
+from tasks.core import model
 from tests.lifecycle.factories import make_rows
 
 TRAIN_ROWS = 3000
@@ -69,7 +69,7 @@ def training_frame(seed: int = 7) -> pd.DataFrame:
 
 @functools.cache
 def fit_model(seed: int = 7) -> TransformedTargetRegressor:
-    """``tasks.model.build_model`` with small parameters, fitted on :func:`training_frame`.
+    """``tasks.core.model.build_model`` with small parameters, fitted on :func:`training_frame`.
 
     Cached (one fit per process; callers must not refit it) and single-threaded: on a busy
     machine OpenMP's spinning threads made this 0.2 s fit take over 10 s.

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from serving.records import Record
-from tasks.ledger import InferenceLog
-from tasks.settings import TaskSettings
-from tasks.storage import open_store
+from tasks.core.ledger import InferenceLog
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import open_store
 from tests.serving.load import RECORD
 from tests.support.served_model import ADMIN_TOKEN, ServedStack, ServingProcess
 

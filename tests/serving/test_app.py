@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, func, select
 
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tasks.ledger import InferenceLog
+from tasks.core.ledger import InferenceLog
 from tests.support.processes import free_port
 
 RECORD = {
@@ -158,7 +158,7 @@ def unsupported_model():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tasks.model import feature_frame, target
+    from tasks.core.model import feature_frame, target
     from tests.lifecycle.factories import make_rows
 
     scaled = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())])

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from serving.explain import SPACE, Explainer, Explanation
 from serving.fast_model import FastModel, compile_model, records_to_columns
-from tasks import model
+from tasks.core import model
 from tests.serving.fast_model_support import (
     adversarial_frame,
     fit_model,

@@ -44,7 +44,7 @@ from serving.fast_model import (
     compile_model,
     records_to_columns,
 )
-from tasks import model
+from tasks.core import model
 from tests.serving.fast_model_support import (
     adversarial_frame,
     fit_model,
@@ -81,7 +81,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registered]
     import mlflow.pyfunc
     import mlflow.sklearn
 
-    from tasks.training_log import _signature  # the signature train logs
+    from tasks.train.training_log import _signature  # the signature train logs
 
     workdir = tmp_path_factory.mktemp("fast-model-mlflow")
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()

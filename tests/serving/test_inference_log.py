@@ -22,8 +22,8 @@ from serving.inference_export import _claim, export_pending
 from serving.inference_log import InferenceLogWriter, log_rows, make_engine
 from serving.loader import WARMUP_RECORDS
 from serving.metrics import ServingMetrics
-from tasks.ledger import MIGRATIONS_DIR, InferenceLog, Ledger, migrate
-from tasks.storage import FileStore
+from tasks.core.ledger import MIGRATIONS_DIR, InferenceLog, Ledger, migrate
+from tasks.core.storage import FileStore
 from tests.support.postgres import ADMIN_URL, fresh_database
 from tests.support.processes import free_port
 

@@ -17,7 +17,7 @@ from serving.records import (
     parse_records,
     records_schema,
 )
-from tasks.model import FEATURES
+from tasks.core.model import FEATURES
 
 FULL = {
     "brokered_by": 101640.0,

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.ranges import FeatureRanges
-from tasks.model import FEATURE_RANGES_ARTIFACT
+from tasks.core.model import FEATURE_RANGES_ARTIFACT
 from tests.serving.test_app import RECORD, settings
 
 LONG = "x" * 30_000  # two of them stay under the body cap (20 rows x 4 KiB)
@@ -25,8 +25,8 @@ LONG = "x" * 30_000  # two of them stay under the body cap (20 rows x 4 KiB)
 @pytest.fixture(scope="module")
 def ranged_model(local_model):
     """The session's local model with the ranges of its own training rows."""
-    from tasks.model import feature_frame
-    from tasks.training_log import feature_ranges
+    from tasks.core.model import feature_frame
+    from tasks.train.training_log import feature_ranges
     from tests.lifecycle.factories import make_rows
 
     document = feature_ranges(feature_frame(make_rows(500, seed=5).to_pandas()))
@@ -199,7 +199,7 @@ def test_the_loader_reads_a_runs_ranges_or_says_why_not(tmp_path: Path, monkeypa
     import pandas as pd
 
     from serving.loader import training_ranges
-    from tasks.training_log import feature_ranges
+    from tasks.train.training_log import feature_ranges
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     previous = mlflow.get_tracking_uri()

@@ -165,9 +165,9 @@ def train_and_promote(
     ``batch_number`` must be new for the stack's ledger; ``extra`` overrides task variables
     (e.g. ``TRAIN_WINDOW_BATCHES="1"``). With ``promote=False`` only train runs.
     """
-    from tasks.ledger import Ledger
-    from tasks.settings import TaskSettings
-    from tasks.storage import open_store
+    from tasks.core.ledger import Ledger
+    from tasks.core.settings import TaskSettings
+    from tasks.core.storage import open_store
     from tests.lifecycle.train_factories import curated_batch, make_rows
 
     settings = TaskSettings(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from tasks.ledger import Ledger
-from tasks.storage import ObjectStore
+from tasks.core.ledger import Ledger
+from tasks.core.storage import ObjectStore
 from tests.support.recording_proxy import Answer
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks.api_client import (
+from tasks.core.api_client import (
     NotJsonError,
     ResponseShapeError,
     TransientApiError,

@@ -1,4 +1,4 @@
-"""tasks.cli.run_task collects garbage less often, and spares the exit its last collection."""
+"""tasks.core.cli.run_task collects garbage less often, and spares the exit its last collection."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tasks.cli import GC_THRESHOLDS, TaskInputs, run_task
-from tasks.settings import get_settings
+from tasks.core.cli import GC_THRESHOLDS, TaskInputs, run_task
+from tasks.core.settings import get_settings
 
 
 class NoInputs(TaskInputs):

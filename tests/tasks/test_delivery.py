@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.delivery import (
+from tasks.core.delivery import (
     Recorded,
     classify,
     gap,
@@ -17,7 +17,7 @@ from tasks.delivery import (
     next_expected,
     normalise,
 )
-from tasks.validate import without_repeats
+from tasks.validate.step import without_repeats
 
 ACCENTED = "Ya se recolectó toda la información mínima necesaria"
 

@@ -22,10 +22,10 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.lake import payload_key
-from tasks.ledger import Ledger
-from tasks.settings import TaskSettings
-from tasks.storage import open_store
+from tasks.core.lake import payload_key
+from tasks.core.ledger import Ledger
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
 from tests.support.scripted_http import scripted_http
 from tests.support.seaweed import S3Endpoint

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tasks import replay
-from tasks.api_client import ApiError, RetryPolicy, fetch_batch
-from tasks.fetch import DeliveryRefusedError, FetchBlockedError, FetchInputs, run
-from tasks.ledger import BatchRecord, Ledger
-from tasks.lifecycle_ledger import record_batch_record
-from tasks.settings import TaskSettings
-from tasks.storage import open_store
+from tasks.core.api_client import ApiError, RetryPolicy, fetch_batch
+from tasks.core.ledger import BatchRecord, Ledger
+from tasks.core.lifecycle_ledger import record_batch_record
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import open_store
+from tasks.fetch.step import DeliveryRefusedError, FetchBlockedError, FetchInputs, run
+from tasks.replay import step as replay
 from tests.data_api.server import running_data_api
 from tests.support.recording_proxy import RecordingProxy, recording_proxy
 from tests.tasks.reconcile import reconcile

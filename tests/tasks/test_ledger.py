@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from tasks.ledger import Batch, Ledger
+from tasks.core.ledger import Batch, Ledger
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -20,9 +20,9 @@ from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from tasks.ledger import MIGRATIONS_DIR, Ledger, make_ledger_engine
-from tasks.lifecycle_ledger import find_drift_decision, find_training
-from tasks.story import batch_summaries, model_history, read_story
+from tasks.core.ledger import MIGRATIONS_DIR, Ledger, make_ledger_engine
+from tasks.core.lifecycle_ledger import find_drift_decision, find_training
+from tasks.core.story import batch_summaries, model_history, read_story
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -139,7 +139,7 @@ def test_upgrade_runs_forward_on_a_ledger_with_data(request, backend):
 
 #: a process that opens (and so migrates) the ledger at an agreed instant, and says "ok"
 OPEN_AT = (
-    "import sys, time; from tasks.ledger import Ledger; "
+    "import sys, time; from tasks.core.ledger import Ledger; "
     "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); Ledger.open(sys.argv[1]); print('ok')"
 )
 

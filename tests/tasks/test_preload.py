@@ -1,4 +1,4 @@
-"""Each task imports its heavy libraries where they are used, and names them in ``preload()``
+"""Each task imports its heavy libraries where they are used, and names them in its ``STEP``'s ``preload_modules``
 for the local runtime's launcher (PIPELINE_LOCAL_PRELOAD): importing the module stays light."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ PROBE = """
 import importlib, json, sys
 found = {}
 for module, heavy in json.loads(sys.argv[1]).items():
-    task = importlib.import_module(module)
+    task = importlib.import_module(module + ".step").STEP
     before = [name for name in heavy if name in sys.modules]
     task.preload()
     after = [name for name in heavy if name in sys.modules]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.schema import CANONICAL_SCHEMA, COLUMNS, RecordAccumulator
+from tasks.core.schema import CANONICAL_SCHEMA, COLUMNS, RecordAccumulator
 
 
 def record(**overrides):

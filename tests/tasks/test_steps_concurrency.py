@@ -18,10 +18,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tasks import registry
-from tasks.ledger import Batch, Delivery, DriftDecision, Ledger, Promotion, Training, Validation
-from tasks.lifecycle_ledger import find_drift_decision, find_promotion, find_training
-from tasks.story import batch_summaries, model_history, read_story
+from tasks.core import registry
+from tasks.core.ledger import (
+    Batch,
+    Delivery,
+    DriftDecision,
+    Ledger,
+    Promotion,
+    Training,
+    Validation,
+)
+from tasks.core.lifecycle_ledger import find_drift_decision, find_promotion, find_training
+from tasks.core.story import batch_summaries, model_history, read_story
 from tests.data_api.server import running_data_api
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database

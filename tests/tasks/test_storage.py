@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.settings import TaskSettings
-from tasks.storage import FileStore, ObjectStore, StorageError, open_store
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import FileStore, ObjectStore, StorageError, open_store
 from tests.support.seaweed import S3Endpoint
 
 
@@ -48,7 +48,7 @@ def test_file_store_writes_atomically(tmp_path: Path, monkeypatch: pytest.Monkey
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("tasks.storage.os.replace", broken_replace)
+    monkeypatch.setattr("tasks.core.storage.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         store.put_bytes("raw/x.parquet", b"123")
     assert list(tmp_path.rglob("*")) == [tmp_path / "raw"]  # no object, no temporary file

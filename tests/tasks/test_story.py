@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
-from tasks.story import batch_summaries, build_summary, model_history, read_story
+from tasks.core.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.core.story import batch_summaries, build_summary, model_history, read_story
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

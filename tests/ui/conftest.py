@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tasks.ledger import Ledger
-from tasks.storage import open_store
+from tasks.core.ledger import Ledger
+from tasks.core.storage import open_store
 from tests.support.processes import free_port
 from tests.support.served_model import (
     ModelStack,

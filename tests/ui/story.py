@@ -14,9 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.ledger import BatchRecord, DriftDecision, Ledger, Promotion, Training, Validation
-from tasks.storage import ObjectStore
-from tasks.validation_report import render_validation_html
+from tasks.core.ledger import BatchRecord, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.core.storage import ObjectStore
+from tasks.validate.report import render_validation_html
 from tests.lifecycle.factories import make_rows, put_batch
 
 MODEL_NAME = "realtor-price"

@@ -73,7 +73,7 @@ def test_on_the_served_stack_registry_ledger_and_serving_agree(
     served_ui: ServedUi, run_page: RunPage
 ):
     """PostgreSQL ledger, MLflow server, and the model the real train and promote made."""
-    from tasks.registry import champion
+    from tasks.core.registry import champion
 
     production = champion(served_ui.stack.client(), served_ui.stack.model_name)
     assert production is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tasks.ledger import BatchRecord, Ledger
+from tasks.core.ledger import BatchRecord, Ledger
 from tests.ui.conftest import RunPage, ServedUi, element_types, texts
 from tests.ui.story import DRIFT_REASON, PLANS, QUARANTINE_REASON, SKIP_REASON
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tasks.schema import STATUSES
+from tasks.core.schema import STATUSES
 from tests.ui.story import PLANS, PRODUCTION_VERSION
 from ui import ledger_views as views
 from ui.explain_plots import (
@@ -248,7 +248,7 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch):
     assert settings.model_name == "realtor-price"
 
 
-# --- ledger views, on history and summaries shaped as tasks.story returns them ----------------
+# --- ledger views, on history and summaries shaped as tasks.core.story returns them ----------------
 
 
 def history() -> list[dict]:

@@ -1,0 +1,191 @@
+"""Settings of the pipeline tasks: one object, read from the environment (or ``.env``).
+
+Nothing happens at import: no directory is created, no client is opened. Call
+:func:`get_settings` where a value is needed; tests build :class:`TaskSettings` directly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_S3_SECRET = "change-me"  # noqa: S105 - a marker refused outside development, not a secret
+
+
+class TaskSettings(BaseSettings):
+    """Everything a task reads from its environment (a ConfigMap/Secret in the cluster)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="production refuses default credentials"
+    )
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    # data API
+    data_api_url: str = "http://127.0.0.1:8090"
+    group_number: int = Field(1, ge=1, le=10)
+    day: str = "Tuesday"
+    fetch_timeout_seconds: float = Field(120.0, gt=0, description="per-request read timeout")
+    fetch_connect_timeout_seconds: float = Field(5.0, gt=0)
+    fetch_attempts: int = Field(5, ge=1, description="attempts before a transient failure is fatal")
+    fetch_backoff_initial_seconds: float = Field(1.0, ge=0)
+    fetch_backoff_max_seconds: float = Field(30.0, ge=0)
+    fetch_persist_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="how long fetch keeps retrying to store a body it already received (object "
+        "store or ledger down) before failing; the body stays in the raw zone and the next "
+        "fetch records it",
+    )
+    fetch_oversize_factor: float = Field(
+        5.0,
+        gt=1,
+        description="a body more than this many times the largest accepted so far for the group "
+        "and day is an incident (the course's batches grow at most 2.4x from one to the next)",
+    )
+
+    # object store and ledger
+    storage_url: str = Field(
+        "file://./var/lake", description="file://<dir> or s3://<bucket>[/<prefix>]"
+    )
+    s3_endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:8333 (SeaweedFS)")
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_region: str = "us-east-1"
+    s3_connect_timeout_seconds: float = Field(5.0, gt=0)
+    s3_read_timeout_seconds: float = Field(60.0, gt=0)
+    s3_max_attempts: int = Field(3, ge=1, description="boto3 attempts per call (standard mode)")
+    ledger_url: str = Field("sqlite:///./var/ledger.db", description="SQLAlchemy URL")
+    ledger_connect_timeout_seconds: int = Field(
+        10, ge=1, description="PostgreSQL: seconds to connect before failing (connect_timeout)"
+    )
+
+    # MLflow and the model
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///./var/mlflow.db", description="an MLflow server (http://...) or a local store"
+    )
+    mlflow_artifact_location: str | None = Field(
+        None,
+        description="where a new experiment keeps artifacts (a folder or s3://...); unset: "
+        "the server's default, or ./mlruns for a local store",
+    )
+    # MLflow's own client variables, read under their own names with our bounds as defaults:
+    # MLflow's defaults (120 s per request, 7 retries with backoff) delay a failure by minutes
+    mlflow_http_request_timeout: int = Field(
+        30, ge=1, description="MLflow client: seconds per HTTP request"
+    )
+    mlflow_http_request_max_retries: int = Field(
+        2, ge=0, description="MLflow client: retries of a failed HTTP request"
+    )
+    mlflow_http_request_backoff_factor: int = Field(
+        1, ge=0, description="MLflow client: backoff factor between retries (seconds)"
+    )
+    model_name: str = "realtor-price"
+    random_seed: int = 42
+
+    # validate (thresholds of the Great Expectations suite's outcome)
+    validation_warn_bad_row_share: float = Field(
+        0.01, ge=0, le=1, description="rows breaking row-level expectations above this: warn"
+    )
+    validation_max_bad_row_share: float = Field(
+        0.10, ge=0, le=1, description="above this share of bad rows the batch is quarantined"
+    )
+    validation_max_duplicate_share: float = Field(0.05, ge=0, le=1)
+    validation_min_rows: int = Field(1, ge=0, description="fewer rows than this: quarantine")
+
+    # drift_check (the decision to train)
+    drift_share_threshold: float = Field(
+        0.3, ge=0, le=1, description="share of drifted columns that justifies training"
+    )
+    drift_target_threshold: float = Field(
+        0.1, ge=0, description="Wasserstein distance (normed) of price that justifies training"
+    )
+    min_train_rows: int = Field(
+        10_000, ge=1, description="a batch smaller than this never justifies training alone"
+    )
+    drift_sample_rows: int = Field(
+        50_000, ge=100, description="rows sampled (seeded) from each side of the drift comparison"
+    )
+    drift_new_value_min_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="status/state values absent from the reference justify training when they "
+        "cover at least this share of the batch's rows",
+    )
+
+    # train
+    train_window_batches: int = Field(0, ge=0, description="0: all curated batches so far")
+    train_time_budget_seconds: float = Field(
+        120.0, gt=0, description="ceiling of the hyperparameter search's wall clock"
+    )
+    train_max_trials: int = Field(20, ge=1)
+    train_search_row_budget: int = Field(
+        80_000,
+        ge=1,
+        description="the search runs this many rows' worth of trials: budget / fit rows trials "
+        "(at least 3, at most TRAIN_MAX_TRIALS); pruned trials cost less",
+    )
+    train_max_rows: int = Field(400_000, ge=1000, description="subsample cap (memory bound)")
+    holdout_share: float = Field(0.2, gt=0, lt=1)
+    train_search_max_rows: int = Field(
+        20_000,
+        ge=100,
+        description="rows the hyperparameter search fits on, and validates on (the final fit uses "
+        "all)",
+    )
+    train_threads: int = Field(
+        0,
+        ge=0,
+        description="OpenMP threads of training and scoring; 0 = decided per fit by "
+        "tasks.core.threads.training_threads: one thread below 200,000 rows or when the machine is "
+        "busy when the task starts (idle threads then sleep), else the CPU limit of the pod (the "
+        "cgroup's cpu.max, else the CPUs the process may run on)",
+    )
+
+    # promote
+    promotion_min_mae_improvement: float = Field(0.03, ge=0, description="relative, 0.03 = 3%")
+    promotion_max_rmse_regression: float = Field(0.01, ge=0, description="relative, 0.01 = 1%")
+
+    # XCom contract of the KubernetesPodOperator; the local runtime points it elsewhere
+    xcom_return_path: Path = Path("/airflow/xcom/return.json")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> TaskSettings:
+        refuse_default_s3_secret(self.environment, self.aws_secret_access_key)
+        return self
+
+
+def refuse_default_s3_secret(environment: str, secret: SecretStr | None) -> None:
+    """In production, the development default S3 secret is an error, not a fallback."""
+    if (
+        environment == "production"
+        and secret is not None
+        and secret.get_secret_value() == DEFAULT_S3_SECRET
+    ):
+        raise ValueError(
+            "AWS_SECRET_ACCESS_KEY is the development default; set a generated secret "
+            "(see cluster/secrets/create-secrets.sh) when ENVIRONMENT=production"
+        )
+
+
+def client_limits_env(settings: TaskSettings) -> dict[str, str]:
+    """The environment variables that bound the time MLflow's client takes to fail (set by
+    :func:`tasks.core.cli.run_task` before a task runs, so every MLflow call is bounded)."""
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_http_request_timeout),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.mlflow_http_request_max_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.mlflow_http_request_backoff_factor),
+    }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> TaskSettings:
+    """The process-wide settings, read once from the environment."""
+    return TaskSettings()

@@ -1,0 +1,368 @@
+"""Decide whether a curated batch justifies training: drift against the production model's data.
+
+``python -m tasks.drift_check --batch-id N``
+
+The reference is the data the production model was trained on, found by lineage (see
+:mod:`tasks.reference_data`). Both sides are sampled (``DRIFT_SAMPLE_ROWS``, seeded) and
+compared with Evidently 0.7 (``Report`` + ``DataDriftPreset``): a normed Wasserstein distance
+on the numeric columns, Jensen-Shannon distance on status and state. The target is compared
+as log10(price): prices are heavy-tailed (a few $10M+ listings dominate a distance on dollars,
+and a normed distance on dollars barely moves when the whole lower half of the market
+disappears), while on the log scale a shift of the price level shows as it is. Status and
+state values the reference never had are counted on the whole batch. The decision itself is
+:func:`tasks.drift_decision.decide_drift` (pure).
+
+The decision, its reasons, per-column details and the Evidently report (HTML and JSON, under
+``reports/drift/batch_id=N/``) are recorded in the ledger (``drift_decisions``). A quarantined
+batch is a ``skip`` with the quarantine reason (no Evidently run). Any error - MLflow
+unreachable, reference data missing, Evidently failing - fails the task (exit 1): it never
+decides "train" by default. Idempotent: a batch that has its decision returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.cli import BatchInputs, Step
+from tasks.core.lake import drift_report_keys as report_keys
+from tasks.core.lake import read_table
+from tasks.core.ledger import DriftDecision, Ledger
+from tasks.core.lifecycle_ledger import find_drift_decision, find_validation, record_drift_decision
+from tasks.core.logs import get_logger
+from tasks.core.settings import TaskSettings
+from tasks.core.storage import ObjectStore, open_store
+from tasks.drift_check.decision import (
+    ColumnDrift,
+    DriftFacts,
+    DriftMeasures,
+    DriftThresholds,
+    DriftVerdict,
+    decide_drift,
+)
+from tasks.drift_check.reference_data import Reference, distinct_values, reference_of, sample_tables
+
+log = get_logger(__name__)
+
+NUMERIC = ("bed", "bath", "acre_lot", "house_size")
+CATEGORICAL = ("status", "state")
+TARGET_COLUMN = "log_price"
+NEW_VALUE_COLUMNS = ("status", "state")
+READ_COLUMNS = ("price", *NUMERIC, *CATEGORICAL)
+NUM_METHOD = "wasserstein"
+CAT_METHOD = "jensenshannon"
+
+
+class DriftInputs(BatchInputs):
+    """Inputs of tasks.drift_check."""
+
+
+def thresholds_of(settings: TaskSettings) -> DriftThresholds:
+    return DriftThresholds(
+        share=settings.drift_share_threshold,
+        target=settings.drift_target_threshold,
+        min_train_rows=settings.min_train_rows,
+        new_value_min_share=settings.drift_new_value_min_share,
+    )
+
+
+def drift_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The compared columns: log10(price) as the target, the measures, status and state."""
+    out = pd.DataFrame({TARGET_COLUMN: np.log10(frame["price"].astype(float))})
+    for column in NUMERIC:
+        out[column] = frame[column].astype(float)
+    for column in CATEGORICAL:
+        out[column] = frame[column].astype(object)
+    return out
+
+
+def run_evidently(
+    current: pd.DataFrame, reference: pd.DataFrame, limits: DriftThresholds
+) -> tuple[list[ColumnDrift], Any]:
+    """Per-column drift (Evidently 0.7) and the snapshot; columns empty on a side are NaN."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    numeric = [TARGET_COLUMN, *NUMERIC]
+    measurable = [
+        c
+        for c in (*numeric, *CATEGORICAL)
+        if current[c].notna().any() and reference[c].notna().any()
+    ]
+    definition = DataDefinition(
+        numerical_columns=[c for c in numeric if c in measurable],
+        categorical_columns=[c for c in CATEGORICAL if c in measurable],
+    )
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=measurable,
+                num_method=NUM_METHOD,
+                cat_method=CAT_METHOD,
+                per_column_threshold={TARGET_COLUMN: limits.target},
+                drift_share=limits.share,
+            )
+        ]
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(current[measurable], data_definition=definition),
+        Dataset.from_pandas(reference[measurable], data_definition=definition),
+    )
+    found: dict[str, ColumnDrift] = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        if not config.get("type", "").endswith(":ValueDrift"):
+            continue
+        column = config["column"]
+        value = metric["value"]
+        if not isinstance(value, int | float):
+            raise RuntimeError(f"Evidently gave no drift score for {column!r}: {value!r}")
+        found[column] = ColumnDrift(column, config["method"], float(value), config["threshold"])
+    missing = set(measurable) - set(found)
+    if missing:
+        raise RuntimeError(f"Evidently's report has no drift for {sorted(missing)}")
+    columns = []
+    for column in (*numeric, *CATEGORICAL):
+        method = NUM_METHOD if column in numeric else CAT_METHOD
+        columns.append(found.get(column) or ColumnDrift(column, method, math.nan, math.nan))
+    return columns, snapshot
+
+
+def new_values(
+    store: ObjectStore, reference: Reference, current: pd.DataFrame
+) -> dict[str, dict[str, int]]:
+    """Status/state values of the whole batch that no reference batch has, with their rows."""
+    found: dict[str, dict[str, int]] = {}
+    for column in NEW_VALUE_COLUMNS:
+        known = distinct_values(store, reference.curated_keys, column)
+        counts = current[column].dropna().value_counts()
+        fresh = {str(v): int(n) for v, n in counts.items() if v not in known}
+        if fresh:
+            found[column] = fresh
+    return found
+
+
+def _sanitize(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _sanitize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sanitize(v) for v in value]
+    return value
+
+
+def run(inputs: DriftInputs, settings: TaskSettings) -> dict[str, Any]:
+    ledger = Ledger.of(settings)
+    store = open_store(settings.storage_url, settings)
+    batch = ledger.get_batch(inputs.batch_id)
+    recorded = find_drift_decision(ledger, batch.id)
+    if recorded is not None:
+        return recorded_result(recorded)
+    validation = find_validation(ledger, batch.id)
+    if validation is None:
+        raise LookupError(
+            f"batch {batch.id} has no validation in the ledger: run "
+            f"`python -m tasks.validate --batch-id {batch.id}` first"
+        )
+    limits = thresholds_of(settings)
+    details: dict[str, Any] = {
+        "thresholds": {
+            "drift_share_threshold": limits.share,
+            "drift_target_threshold": limits.target,
+            "min_train_rows": limits.min_train_rows,
+            "drift_new_value_min_share": limits.new_value_min_share,
+            "drift_sample_rows": settings.drift_sample_rows,
+        },
+        "rows": int(validation.rows_out),
+    }
+    reference: Reference | None = None
+    snapshot = None
+    if validation.status == "quarantined":
+        verdict = decide_drift(
+            DriftFacts(batch_rows=0, quarantined=True, quarantine_reasons=validation.reasons or []),
+            limits,
+        )
+    else:
+        if not validation.curated_key:
+            raise LookupError(f"batch {batch.id} is curated but its curated_key is empty")
+        from tasks.core import registry  # imports MLflow: only where the registry is asked
+
+        champion = registry.champion(
+            registry.client(settings.mlflow_tracking_uri), settings.model_name
+        )
+        current_all = read_table(store, validation.curated_key, READ_COLUMNS).to_pandas()
+        states = sorted(current_all["state"].dropna().unique().tolist())
+        details["states"] = len(states)
+        measures = None
+        if champion is not None:
+            reference = reference_of(ledger, champion)
+            details["reference_batch_ids"] = list(reference.batch_ids)
+            if len(current_all) >= 2:  # a distance needs values; 0-1 rows skip for volume
+                measures, snapshot = measure(
+                    store, reference, current_all, batch.id, settings, limits, details
+                )
+        del current_all
+        verdict = decide_drift(
+            DriftFacts(
+                batch_rows=int(validation.rows_out),
+                states=states,
+                has_champion=champion is not None,
+                measures=measures,
+            ),
+            limits,
+        )
+    return persist(ledger, store, batch.id, verdict, details, reference, snapshot)
+
+
+def measure(
+    store: ObjectStore,
+    reference: Reference,
+    current_all: pd.DataFrame,
+    batch_id: int,
+    settings: TaskSettings,
+    limits: DriftThresholds,
+    details: dict[str, Any],
+) -> tuple[DriftMeasures, Any]:
+    """Sample both sides, run Evidently, count new categories; fills ``details``."""
+    n = settings.drift_sample_rows
+    seed = settings.random_seed
+    if len(current_all) > n:
+        index = np.sort(
+            np.random.default_rng([seed, batch_id]).choice(len(current_all), n, replace=False)
+        )
+        current = current_all.iloc[index].reset_index(drop=True)
+    else:
+        current = current_all
+    ref = sample_tables(store, reference.curated_keys, reference.rows, READ_COLUMNS, n, [seed, 0])
+    if ref.empty:
+        raise ValueError(
+            f"the reference batches {list(reference.batch_ids)} hold no rows: cannot measure drift"
+        )
+    columns, snapshot = run_evidently(drift_frame(current), drift_frame(ref), limits)
+    measures = DriftMeasures(
+        columns=columns,
+        target_column=TARGET_COLUMN,
+        new_values=new_values(store, reference, current_all),
+    )
+    details.update(
+        {
+            "sample_rows": {"current": len(current), "reference": len(ref)},
+            "columns": [
+                {
+                    "column": c.column,
+                    "method": c.method,
+                    "score": c.score,
+                    "threshold": c.threshold,
+                    "drifted": c.drifted,
+                }
+                for c in columns
+            ],
+            "new_values": {k: dict(v) for k, v in measures.new_values.items()},
+            "target_column": TARGET_COLUMN,
+            "target_distance": measures.target().score,
+            "drifted_columns": measures.drifted_columns,
+            "drift_share": measures.drift_share,
+        }
+    )
+    return measures, snapshot
+
+
+def persist(
+    ledger: Ledger,
+    store: ObjectStore,
+    batch_id: int,
+    verdict: DriftVerdict,
+    details: dict[str, Any],
+    reference: Reference | None,
+    snapshot: Any,
+) -> dict[str, Any]:
+    json_key, html_key = report_keys(batch_id)
+    details = _sanitize(details)
+    details["grounds"] = list(verdict.grounds)
+    details.setdefault("reference_batch_ids", [])
+    document = {
+        "batch_id": batch_id,
+        "decision": verdict.decision,
+        "reasons": verdict.reasons,
+        "reference_model_version": reference.champion.version if reference else None,
+        "details": details,
+        "evidently": snapshot.dict() if snapshot is not None else None,
+    }
+    store.put_bytes(
+        json_key,
+        json.dumps(_sanitize(document), indent=2, default=str).encode(),
+        content_type="application/json",
+    )
+    report_html_key = None
+    if snapshot is not None:
+        report_html_key = html_key
+        store.put_bytes(
+            html_key,
+            snapshot.get_html_str(as_iframe=False).encode(),
+            content_type="text/html; charset=utf-8",
+        )
+    row, created = record_drift_decision(
+        ledger,
+        DriftDecision(
+            batch_id=batch_id,
+            decision=verdict.decision,
+            reasons=verdict.reasons,
+            drift_share=details.get("drift_share"),
+            details=details,
+            reference_model_version=document["reference_model_version"],
+            report_key=json_key,
+            report_html_key=report_html_key,
+        ),
+    )
+    if not created:
+        log.warning("drift_check.concurrent_decision", batch_id=batch_id, decision_id=row.id)
+    return recorded_result(row)
+
+
+def recorded_result(row: DriftDecision) -> dict[str, Any]:
+    """The XCom result of a decision in the ledger (the same on every re-run)."""
+    details = row.details or {}
+    return {
+        "batch_id": row.batch_id,
+        "decision": row.decision,
+        "reasons": list(row.reasons or []),
+        "drift_share": row.drift_share,
+        "target_distance": details.get("target_distance"),
+        "drifted_columns": list(details.get("drifted_columns") or []),
+        "reference_model_version": row.reference_model_version,
+        "reference_batch_ids": list(details.get("reference_batch_ids") or []),
+        "decision_id": row.id,
+        "report_key": row.report_key,
+        "report_html_key": row.report_html_key,
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    ref = result["reference_model_version"]
+    against = f" (reference: model v{ref})" if ref else ""
+    return (
+        f"drift_check: batch {result['batch_id']} -> {result['decision']}{against}: "
+        + "; ".join(result["reasons"])
+    )
+
+
+STEP = Step(
+    "drift_check",
+    DriftInputs,
+    run,
+    summary,
+    doc=__doc__,
+    preload_modules=(
+        "evidently.presets",
+        "mlflow.tracking",
+    ),
+    preload_env={"DO_NOT_TRACK": "1"},
+)
+main = STEP.main
