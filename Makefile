@@ -111,9 +111,10 @@ test-e2e: setup ## the DAG end to end through Airflow against real services
 test-fast: setup ## the unit tests only
 	$(PY) -m pytest tests -m "not slow" --ignore=tests/dags --ignore=tests/cluster --ignore=tests/e2e
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check; the layers' import contracts (pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=.:dags $(VENV)/bin/lint-imports --no-cache
 
 format: setup ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

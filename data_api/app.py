@@ -24,9 +24,9 @@ from data_api import __version__
 from data_api.batches import BatchStore, EncodedBatch
 from data_api.cursors import CursorStore
 from data_api.faults import FaultConfig, FaultInjector
-from data_api.logs import configure_logging, get_logger
 from data_api.scenarios import SCENARIOS
 from data_api.settings import END_OF_DATA, INVALID_GROUP, Settings
+from tasks.core.logs import configure_logging, get_logger
 
 __all__ = ["END_OF_DATA", "create_app"]
 GroupNumber = Annotated[int, Query(ge=1, le=10, description="group number, 1..10")]

@@ -49,22 +49,8 @@ import numpy as np
 import pandas as pd
 
 from data_api.geography import World
+from tasks.core.wire import COLUMNS, STATUSES
 
-COLUMNS: tuple[str, ...] = (
-    "brokered_by",
-    "status",
-    "price",
-    "bed",
-    "bath",
-    "acre_lot",
-    "street",
-    "city",
-    "state",
-    "zip_code",
-    "house_size",
-    "prev_sold_date",
-)
-STATUSES: tuple[str, ...] = ("for_sale", "sold", "ready_to_build")
 DEFAULT_STATUS_MIX: tuple[float, float, float] = (0.624, 0.365, 0.011)
 
 PRICE_OFFSET = 0.15  # global log-price offset, calibrated to the published median of ~325k

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from tasks.core.model import FEATURES
-from tasks.core.schema import STATUSES
+from tasks.core.wire import STATUSES
 
 #: The Realtor columns that are not features: accepted, ignored.
 IGNORED_FIELDS: tuple[str, ...] = ("brokered_by", "street", "price")

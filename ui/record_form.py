@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.core.expectations import RANGES, STATE_DOMAIN, ZIP_CODE_PATTERN
-from tasks.core.schema import STATUSES
+from tasks.core.wire import STATUSES
 
 STATUS_LABELS: dict[str, str] = {
     "for_sale": "For sale",

@@ -40,7 +40,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from tasks.core.schema import CANONICAL_SCHEMA, COLUMNS, STATUSES
+from tasks.core.schema import CANONICAL_SCHEMA
+from tasks.core.wire import COLUMNS, STATUSES
 
 DUPLICATE_FLAG = "is_duplicate_row"
 

@@ -24,36 +24,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Column order of the data API's records and of every stored table.
-COLUMNS: tuple[str, ...] = (
-    "brokered_by",
-    "status",
-    "price",
-    "bed",
-    "bath",
-    "acre_lot",
-    "street",
-    "city",
-    "state",
-    "zip_code",
-    "house_size",
-    "prev_sold_date",
-)
+from tasks.core.wire import COLUMNS, WIRE_KINDS
 
-#: What the data API sends for each column.
+#: What the data API sends for each column (:data:`tasks.core.wire.WIRE_KINDS`), as Arrow types.
 WIRE_TYPES: dict[str, pa.DataType] = {
-    "brokered_by": pa.float64(),
-    "status": pa.string(),
-    "price": pa.float64(),
-    "bed": pa.float64(),
-    "bath": pa.float64(),
-    "acre_lot": pa.float64(),
-    "street": pa.float64(),
-    "city": pa.string(),
-    "state": pa.string(),
-    "zip_code": pa.float64(),
-    "house_size": pa.float64(),
-    "prev_sold_date": pa.string(),
+    name: pa.float64() if kind == "float" else pa.string() for name, kind in WIRE_KINDS.items()
 }
 
 #: The canonical types stored in the raw and curated zones.
@@ -77,7 +52,6 @@ CANONICAL_SCHEMA = pa.schema(
 _COLUMN_NAMES = frozenset(COLUMNS)
 
 TARGET = "price"
-STATUSES: tuple[str, ...] = ("for_sale", "sold", "ready_to_build")
 
 
 @dataclass

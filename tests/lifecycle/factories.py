@@ -18,8 +18,9 @@ import pyarrow as pa
 from tasks.core.expectations import arrow_schema_problems
 from tasks.core.lake import raw_key, to_parquet
 from tasks.core.ledger import Batch, Ledger
-from tasks.core.schema import CANONICAL_SCHEMA, STATUSES
+from tasks.core.schema import CANONICAL_SCHEMA
 from tasks.core.storage import ObjectStore
+from tasks.core.wire import STATUSES
 
 #: (state, share of rows, price factor, cities, first zip digits)
 _STATES: tuple[tuple[str, float, float, tuple[str, ...], int], ...] = (

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tasks.core.schema import STATUSES
+from tasks.core.wire import STATUSES
 from tests.ui.story import PLANS, PRODUCTION_VERSION
 from ui import ledger_views as views
 from ui.explain_plots import (

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tasks.core.schema import STATUSES
+from tasks.core.wire import STATUSES
 from ui import page_kit
 from ui.errors import InputRejectedError, NoModelError, ServingDownError, SourceError
 from ui.explain_plots import (
