@@ -1,36 +1,22 @@
 """Settings of the inference service: one object, read from the environment (or ``.env``).
 
-The names it shares with the pipeline (``MLFLOW_TRACKING_URI``, ``MODEL_NAME``, ``LEDGER_URL``,
-``STORAGE_URL``, the S3 endpoint and credentials) are read without a prefix, exactly as
-``tasks/core/settings.py`` reads them, so one ConfigMap serves both; the service's own knobs carry
-the prefix ``SERVING_``. Nothing happens at import: no client is opened, no folder created.
+The connections it shares with the pipeline (``MLFLOW_TRACKING_URI``, ``MODEL_NAME``,
+``LEDGER_URL``, ``STORAGE_URL``, the S3 endpoint and credentials) come from
+:class:`tasks.core.settings.ConnectionSettings`, read without a prefix, so one ConfigMap serves
+both; the service's own knobs carry the prefix ``SERVING_``. Nothing happens at import: no client is opened, no folder created.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from tasks.core.settings import refuse_default_s3_secret
+from tasks.core.settings import ConnectionSettings, shared_field
 
-#: Settings read without the SERVING_ prefix (shared with tasks/core/settings.py).
-SHARED_NAMES: tuple[str, ...] = (
-    "environment",
-    "mlflow_tracking_uri",
-    "model_name",
-    "model_alias",
-    "ledger_url",
-    "storage_url",
-    "s3_endpoint_url",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_region",
-    "s3_connect_timeout_seconds",
-    "s3_read_timeout_seconds",
-    "s3_max_attempts",
-)
+#: Settings read without the SERVING_ prefix (the connections, shared with the pipeline).
+SHARED_NAMES: tuple[str, ...] = (*ConnectionSettings.model_fields, "model_alias")
 
 
 #: a generous size of one JSON record: ~200 bytes typically; 4 text fields of 128 characters,
@@ -38,62 +24,15 @@ SHARED_NAMES: tuple[str, ...] = (
 BYTES_PER_RECORD = 4096
 
 
-def _shared(name: str) -> AliasChoices:
-    """Read ``name`` from its unprefixed variable (the pipeline's name for it)."""
-    return AliasChoices(name.upper(), name)
-
-
-class ServingSettings(BaseSettings):
+class ServingSettings(ConnectionSettings):
     """Everything the inference service reads from its environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SERVING_",
-        env_file=".env",
-        extra="ignore",
-        frozen=True,
-        populate_by_name=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="SERVING_")
 
-    # --- shared with the pipeline (no prefix) ---
-    environment: Literal["development", "production"] = Field(
-        "development",
-        validation_alias=_shared("environment"),
-        description="production refuses default credentials",
+    # --- shared with the pipeline (no prefix): ConnectionSettings, and the alias served ---
+    model_alias: str = shared_field(
+        "model_alias", "production", description="the registry alias whose version is served"
     )
-    mlflow_tracking_uri: str = Field(
-        "sqlite:///./var/mlflow.db",
-        validation_alias=_shared("mlflow_tracking_uri"),
-        description="an MLflow server (http://...) or a local store",
-    )
-    model_name: str = Field("realtor-price", validation_alias=_shared("model_name"))
-    model_alias: str = Field(
-        "production",
-        validation_alias=_shared("model_alias"),
-        description="the registry alias whose version is served",
-    )
-    ledger_url: str = Field(
-        "sqlite:///./var/ledger.db",
-        validation_alias=_shared("ledger_url"),
-        description="SQLAlchemy URL of the ledger (the inference log lives there)",
-    )
-    storage_url: str = Field(
-        "file://./var/lake",
-        validation_alias=_shared("storage_url"),
-        description="the lake: file://<dir> or s3://<bucket>[/<prefix>]",
-    )
-    s3_endpoint_url: str | None = Field(None, validation_alias=_shared("s3_endpoint_url"))
-    aws_access_key_id: str | None = Field(None, validation_alias=_shared("aws_access_key_id"))
-    aws_secret_access_key: SecretStr | None = Field(
-        None, validation_alias=_shared("aws_secret_access_key")
-    )
-    aws_region: str = Field("us-east-1", validation_alias=_shared("aws_region"))
-    s3_connect_timeout_seconds: float = Field(
-        5.0, gt=0, validation_alias=_shared("s3_connect_timeout_seconds")
-    )
-    s3_read_timeout_seconds: float = Field(
-        60.0, gt=0, validation_alias=_shared("s3_read_timeout_seconds")
-    )
-    s3_max_attempts: int = Field(3, ge=1, validation_alias=_shared("s3_max_attempts"))
 
     # --- the service's own (prefix SERVING_) ---
     host: str = "127.0.0.1"
@@ -164,11 +103,6 @@ class ServingSettings(BaseSettings):
     def body_limit(self) -> int:
         """The body cap in force: SERVING_MAX_BODY_BYTES, else scaled to the row limit."""
         return self.max_body_bytes or self.max_batch_rows * BYTES_PER_RECORD
-
-    @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> ServingSettings:
-        refuse_default_s3_secret(self.environment, self.aws_secret_access_key)
-        return self
 
 
 def env_names() -> set[str]:

@@ -1,29 +1,76 @@
-"""Settings of the pipeline tasks: one object, read from the environment (or ``.env``).
+"""Settings, read from the environment (or ``.env``): the connections every component shares,
+and the pipeline tasks' own.
 
-Nothing happens at import: no directory is created, no client is opened. Call
-:func:`get_settings` where a value is needed; tests build :class:`TaskSettings` directly.
+:class:`ConnectionSettings` is the one home of the names the tasks, serving and the UI share
+(the object store and its S3 credentials, the ledger, MLflow, the model's name): each
+component's settings extend it, and read those names unprefixed whatever their own prefix, so
+one ``.env`` (or one ConfigMap) configures them all. Nothing happens at import: no directory
+is created, no client is opened. Call :func:`get_settings` where a value is needed; tests build
+:class:`TaskSettings` directly.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_S3_SECRET = "change-me"  # noqa: S105 - a marker refused outside development, not a secret
 
 
-class TaskSettings(BaseSettings):
+def shared_field(name: str, default: Any, **kwargs: Any) -> Any:
+    """A field read from its unprefixed variable in every component (``NAME`` or ``name``)."""
+    return Field(default, validation_alias=AliasChoices(name.upper(), name), **kwargs)
+
+
+class ConnectionSettings(BaseSettings):
+    """What every component reads to reach the platform: the object store, the ledger, MLflow
+    and the model's name. The names are unprefixed in every subclass (``SERVING_`` applies to
+    serving's own knobs only)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    environment: Literal["development", "production"] = shared_field(
+        "environment", "development", description="production refuses default credentials"
+    )
+    storage_url: str = shared_field(
+        "storage_url", "file://./var/lake", description="file://<dir> or s3://<bucket>[/<prefix>]"
+    )
+    s3_endpoint_url: str | None = shared_field(
+        "s3_endpoint_url", None, description="e.g. http://127.0.0.1:8333 (SeaweedFS)"
+    )
+    aws_access_key_id: str | None = shared_field("aws_access_key_id", None)
+    aws_secret_access_key: SecretStr | None = shared_field("aws_secret_access_key", None)
+    aws_region: str = shared_field("aws_region", "us-east-1")
+    s3_connect_timeout_seconds: float = shared_field("s3_connect_timeout_seconds", 5.0, gt=0)
+    s3_read_timeout_seconds: float = shared_field("s3_read_timeout_seconds", 60.0, gt=0)
+    s3_max_attempts: int = shared_field(
+        "s3_max_attempts", 3, ge=1, description="boto3 attempts per call (standard mode)"
+    )
+    ledger_url: str = shared_field(
+        "ledger_url", "sqlite:///./var/ledger.db", description="SQLAlchemy URL of the ledger"
+    )
+    mlflow_tracking_uri: str = shared_field(
+        "mlflow_tracking_uri",
+        "sqlite:///./var/mlflow.db",
+        description="an MLflow server (http://...) or a local store",
+    )
+    model_name: str = shared_field("model_name", "realtor-price")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ConnectionSettings:
+        refuse_default_s3_secret(self.environment, self.aws_secret_access_key)
+        return self
+
+
+class TaskSettings(ConnectionSettings):
     """Everything a task reads from its environment (a ConfigMap/Secret in the cluster)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
-
-    environment: Literal["development", "production"] = Field(
-        "development", description="production refuses default credentials"
-    )
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
@@ -50,26 +97,12 @@ class TaskSettings(BaseSettings):
         "and day is an incident (the course's batches grow at most 2.4x from one to the next)",
     )
 
-    # object store and ledger
-    storage_url: str = Field(
-        "file://./var/lake", description="file://<dir> or s3://<bucket>[/<prefix>]"
-    )
-    s3_endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:8333 (SeaweedFS)")
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_region: str = "us-east-1"
-    s3_connect_timeout_seconds: float = Field(5.0, gt=0)
-    s3_read_timeout_seconds: float = Field(60.0, gt=0)
-    s3_max_attempts: int = Field(3, ge=1, description="boto3 attempts per call (standard mode)")
-    ledger_url: str = Field("sqlite:///./var/ledger.db", description="SQLAlchemy URL")
+    # the ledger
     ledger_connect_timeout_seconds: int = Field(
         10, ge=1, description="PostgreSQL: seconds to connect before failing (connect_timeout)"
     )
 
     # MLflow and the model
-    mlflow_tracking_uri: str = Field(
-        "sqlite:///./var/mlflow.db", description="an MLflow server (http://...) or a local store"
-    )
     mlflow_artifact_location: str | None = Field(
         None,
         description="where a new experiment keeps artifacts (a folder or s3://...); unset: "
@@ -86,7 +119,6 @@ class TaskSettings(BaseSettings):
     mlflow_http_request_backoff_factor: int = Field(
         1, ge=0, description="MLflow client: backoff factor between retries (seconds)"
     )
-    model_name: str = "realtor-price"
     random_seed: int = 42
 
     # validate (thresholds of the Great Expectations suite's outcome)
@@ -155,11 +187,6 @@ class TaskSettings(BaseSettings):
 
     # XCom contract of the KubernetesPodOperator; the local runtime points it elsewhere
     xcom_return_path: Path = Path("/airflow/xcom/return.json")
-
-    @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> TaskSettings:
-        refuse_default_s3_secret(self.environment, self.aws_secret_access_key)
-        return self
 
 
 def refuse_default_s3_secret(environment: str, secret: SecretStr | None) -> None:
