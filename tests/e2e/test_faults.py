@@ -8,7 +8,7 @@
   the re-run after the restart completes with one model version and one promotion.
 
 Every case ends with 0 rows lost, 0 duplicates and no object without its ledger row
-(:func:`tests.tasks.reconcile.reconcile`). Each prints a ``FAULT`` line: the figures.
+(:func:`tests.tasks.fetch.reconcile.reconcile`). Each prints a ``FAULT`` line: the figures.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.support.postgres import fresh_database
 from tests.support.private_postgres import PrivatePostgres
 from tests.support.recording_proxy import recording_proxy
 from tests.support.seaweed import S3Endpoint, SeaweedServer
-from tests.tasks.reconcile import reconcile
+from tests.tasks.fetch.reconcile import reconcile
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ back from the ledger and the MLflow registry, and a replay of the first batch th
 DAGs must change nothing.
 
 The simulator's default contract (batches from 1, the accented end message) goes through the
-same task command lines in ``tests/lifecycle/test_story.py`` and through the DAG in
+same task command lines in ``tests/tasks/test_lifecycle_story.py`` and through the DAG in
 ``test_pipeline_variants.py`` (the time window); fetch's handling of each variant is in
 ``tests/tasks``.
 

@@ -21,7 +21,7 @@ def local_model():
     from serving.fast_model import compile_model
     from serving.state import LoadedModel, ModelMetadata
     from tasks.core.model import build_model, feature_frame, target
-    from tests.lifecycle.factories import make_rows
+    from tests.tasks.factories import make_rows
 
     rows = make_rows(500, seed=5).to_pandas()
     fitted = build_model({"max_iter": 30}, seed=5).fit(feature_frame(rows), target(rows))

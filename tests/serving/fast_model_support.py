@@ -21,7 +21,7 @@ from sklearn.compose import TransformedTargetRegressor
 from threadpoolctl import threadpool_limits
 
 from tasks.core import model
-from tests.lifecycle.factories import make_rows
+from tests.tasks.factories import make_rows
 
 TRAIN_ROWS = 3000
 MODEL_PARAMS = {"max_iter": 50}

@@ -159,7 +159,7 @@ def unsupported_model():
     from sklearn.preprocessing import StandardScaler
 
     from tasks.core.model import feature_frame, target
-    from tests.lifecycle.factories import make_rows
+    from tests.tasks.factories import make_rows
 
     scaled = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())])
     features = ColumnTransformer([("bed", scaled, ["bed"]), ("house_size", scaled, ["house_size"])])

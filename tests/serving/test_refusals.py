@@ -27,7 +27,7 @@ def ranged_model(local_model):
     """The session's local model with the ranges of its own training rows."""
     from tasks.core.model import feature_frame
     from tasks.train.training_log import feature_ranges
-    from tests.lifecycle.factories import make_rows
+    from tests.tasks.factories import make_rows
 
     document = feature_ranges(feature_frame(make_rows(500, seed=5).to_pandas()))
     return dataclasses.replace(

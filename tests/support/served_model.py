@@ -5,7 +5,7 @@ Building blocks (stable API; the serving and UI tests both use them):
 - :func:`model_stack`: an MLflow server (PostgreSQL backend store, artifacts on SeaweedFS), a
   fresh PostgreSQL ledger and an S3 lake bucket; yields a :class:`ModelStack` whose ``env``
   holds every variable a task and the service read.
-- :func:`train_and_promote`: a curated batch (``tests.lifecycle.train_factories``), then the
+- :func:`train_and_promote`: a curated batch (``tests.tasks.train_factories``), then the
   REAL ``python -m tasks.train`` and ``python -m tasks.promote`` command lines on it.
 - :func:`copy_version` / :func:`set_alias`: a second registered version of a trained model
   (same artifacts), and moving an alias, without training again.
@@ -168,7 +168,7 @@ def train_and_promote(
     from tasks.core.ledger import Ledger
     from tasks.core.settings import TaskSettings
     from tasks.core.storage import open_store
-    from tests.lifecycle.train_factories import curated_batch, make_rows
+    from tests.tasks.train_factories import curated_batch, make_rows
 
     settings = TaskSettings(
         ledger_url=env["LEDGER_URL"],

@@ -53,15 +53,15 @@ UNIT_OF_MODULE = {module: unit for unit, modules in SHARED_UNITS.values() for mo
 #: the longest units, longest first (seconds on 2 shared cores, serial run, in comments)
 LONGEST_FIRST = (
     "airflow",  # ~350: the DAG through Airflow, 13 runs
-    "tests/lifecycle/test_story.py",  # ~175: six batches through the task command lines
+    "tests/tasks/test_lifecycle_story.py",  # ~175: six batches through the task command lines
     "tests/e2e/test_faults.py",  # ~110
     "served-model",  # ~100
-    "tests/lifecycle/test_train_promote_mlflow.py",  # ~55
+    "tests/tasks/test_train_promote_mlflow.py",  # ~55
     "tests/tasks/test_steps_concurrency.py",  # ~50
-    "tests/tasks/test_fetch.py",  # ~50
-    "tests/lifecycle/test_validate_cli.py",  # ~35
-    "tests/lifecycle/test_quarantine_story.py",  # ~25
-    "tests/lifecycle/test_drift_check.py",  # ~20
+    "tests/tasks/fetch/test_fetch.py",  # ~50
+    "tests/tasks/validate/test_validate_cli.py",  # ~35
+    "tests/tasks/test_quarantine_story.py",  # ~25
+    "tests/tasks/drift_check/test_drift_check.py",  # ~20
 )
 
 

@@ -1,6 +1,6 @@
 """A ledger, a lake and a registry that tell the pipeline's usual story, for the UI's tests.
 
-Six batches of realistic rows (``tests.lifecycle.factories``) written as the steps leave them:
+Six batches of realistic rows (``tests.tasks.factories``) written as the steps leave them:
 1 trained and promoted (first model), 2 skipped (no drift), 3 curated with dropped rows, drifted,
 trained and promoted, 4 quarantined, 5 trained and rejected, 6 trained and not evaluated yet.
 Validation reports are the validate step's own HTML (``tasks.validation_report``); the drift
@@ -17,7 +17,7 @@ from typing import Any
 from tasks.core.ledger import BatchRecord, DriftDecision, Ledger, Promotion, Training, Validation
 from tasks.core.storage import ObjectStore
 from tasks.validate.report import render_validation_html
-from tests.lifecycle.factories import make_rows, put_batch
+from tests.tasks.factories import make_rows, put_batch
 
 MODEL_NAME = "realtor-price"
 PRODUCTION_VERSION = "2"

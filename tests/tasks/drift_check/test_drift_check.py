@@ -24,11 +24,11 @@ from tasks.core.settings import get_settings
 from tasks.core.storage import ObjectStore, open_store
 from tasks.drift_check import step as drift_check
 from tasks.validate import step as validate
-from tests.lifecycle.factories import make_rows, put_batch, register_champion
 from tests.support.mlflow_server import mlflow_server
 from tests.support.processes import free_port
+from tests.tasks.factories import make_rows, put_batch, register_champion
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 

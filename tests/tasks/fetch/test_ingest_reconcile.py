@@ -1,7 +1,7 @@
 """Every behaviour of the course's API, replayed over real HTTP, reconciled row by row.
 
 A recording proxy in front of the real simulator counts what was served; the fetch task
-stores it (file:// lake, SQLite ledger); :func:`tests.tasks.reconcile.reconcile` checks rows
+stores it (file:// lake, SQLite ledger); :func:`tests.tasks.fetch.reconcile.reconcile` checks rows
 served = rows in the raw zone = rows in the ledger, per delivery and in total, with the
 rejected, redelivered, duplicate and gap deliveries accounted for by outcome and reason.
 """
@@ -27,7 +27,7 @@ from tasks.fetch.step import DeliveryRefusedError, FetchBlockedError, FetchInput
 from tasks.replay import step as replay
 from tests.data_api.server import running_data_api
 from tests.support.recording_proxy import RecordingProxy, recording_proxy
-from tests.tasks.reconcile import reconcile
+from tests.tasks.fetch.reconcile import reconcile
 
 SCALE = 0.002
 FIGURES: dict[str, Any] = {}

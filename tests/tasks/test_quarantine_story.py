@@ -20,8 +20,8 @@ import pytest
 from tasks.core.ledger import Ledger
 from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
-from tests.lifecycle.test_story import run_task
 from tests.support.scripted_http import scripted_http
+from tests.tasks.test_lifecycle_story import run_task
 
 END = json.dumps({"detail": "Ya se recolectó toda la información mínima necesaria"}).encode()
 

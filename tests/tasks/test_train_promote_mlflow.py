@@ -22,10 +22,10 @@ import pytest
 from tasks.core.ledger import Ledger, Promotion, Training
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
-from tests.lifecycle.train_factories import curated_batch, make_rows
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint
+from tests.tasks.train_factories import curated_batch, make_rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from tasks.core.api_client import (
     judge_body,
     parse_body,
 )
-from tests.tasks.test_schema import record
+from tests.tasks.core.test_schema import record
 
 
 def parse(payload) -> tuple[dict, object]:

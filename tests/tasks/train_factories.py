@@ -1,6 +1,6 @@
 """Curated batches with drift decisions, as validate and drift_check leave them for train.
 
-Builds on :mod:`tests.lifecycle.factories` (rows and raw batches): ``curated_batch`` writes
+Builds on :mod:`tests.tasks.factories` (rows and raw batches): ``curated_batch`` writes
 the rows to the curated zone, records a curated validation (and the batch's status) and a
 drift decision, so the train and promote tests need neither validate nor drift_check.
 """
@@ -12,7 +12,7 @@ import pyarrow as pa
 from tasks.core.lake import PARQUET, curated_key, to_parquet
 from tasks.core.ledger import Batch, DriftDecision, Ledger, Validation
 from tasks.core.storage import ObjectStore
-from tests.lifecycle.factories import make_rows, put_batch
+from tests.tasks.factories import make_rows, put_batch
 
 __all__ = ["curated_batch", "make_rows"]
 

@@ -12,9 +12,9 @@ import pytest
 
 from tasks.core.ledger import Ledger, Training
 from tasks.core.storage import open_store
-from tests.lifecycle.train_factories import curated_batch, make_rows
+from tests.tasks.train_factories import curated_batch, make_rows
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 from tasks.core.ledger import Ledger, Validation
 from tasks.core.schema import CANONICAL_SCHEMA, COLUMNS
 from tasks.core.storage import FileStore, ObjectStore, open_store
-from tests.lifecycle.factories import make_rows, put_batch
+from tests.tasks.factories import make_rows, put_batch
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 #: (row, column, value) planted in the "absurd" batch, and the rule each breaks

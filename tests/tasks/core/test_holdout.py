@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.core.holdout import holdout_mask, holdout_scores, split_holdout
-from tests.lifecycle.factories import make_rows
+from tests.tasks.factories import make_rows
 
 streets = st.one_of(st.none(), st.integers(min_value=0, max_value=3_000_000))
 zips = st.one_of(st.none(), st.from_regex(r"[0-9]{5}", fullmatch=True))

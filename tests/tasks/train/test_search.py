@@ -14,7 +14,7 @@ from tasks.train.search import (
     search_hyperparameters,
 )
 from tasks.train.training_data import inner_validation_mask
-from tests.lifecycle.factories import make_rows
+from tests.tasks.factories import make_rows
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tasks.core import evaluation, model
 from tasks.core.holdout import split_holdout
-from tests.lifecycle.factories import make_rows
+from tests.tasks.factories import make_rows
 
 SEED = 7
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # shap's colormaps

@@ -15,7 +15,7 @@ from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
 from tasks.core.training_ledger import promotion_lock
 from tasks.promote import step as promote
-from tests.lifecycle.train_factories import curated_batch, make_rows
+from tests.tasks.train_factories import curated_batch, make_rows
 
 
 @pytest.mark.parametrize(

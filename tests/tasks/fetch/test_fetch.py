@@ -29,9 +29,9 @@ from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
 from tests.support.scripted_http import scripted_http
 from tests.support.seaweed import S3Endpoint
-from tests.tasks.test_schema import record
+from tests.tasks.core.test_schema import record
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCALE = 0.005
 
 
