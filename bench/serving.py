@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -47,22 +46,12 @@ import httpx  # noqa: E402
 
 from bench import http_load  # noqa: E402
 from bench.payloads import realistic_records  # noqa: E402
-from scripts.local_apps import background  # noqa: E402
+from scripts.local_apps import background, free_port, say  # noqa: E402
 
 PYTHON = REPO / ".venv" / "bin" / "python"
 MLFLOW = REPO / ".venv" / "bin" / "mlflow"
 CONNECTIONS = (1, 8, 32)
 BATCH_ROWS = 1000
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------ the model

@@ -62,7 +62,7 @@ FULL_SCALE_MIN_TRAIN_ROWS = 10_000
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scripts.local_apps import DEMO_STORES, background, serve_and_try  # noqa: E402
+from scripts.local_apps import DEMO_STORES, background, free_port, say, serve_and_try  # noqa: E402
 
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
 _ENDED = re.compile(r"\[DAG TEST\] end task task_id=(\w+)")
@@ -71,16 +71,6 @@ _STDOUT = re.compile(r"\[stdout\] (.*?)(?:\s+\[airflow\.task\.operators\..*)?$")
 _RUNNING = re.compile(r"\] running \S+ -m tasks\.\w+")
 _FAILED = re.compile(r"Task failed|Marking task as FAILED|DagRun failed|Traceback")
 AIRFLOW_RUNS_EXIT = "[airflow_runs] exit "
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def demo_environment(

@@ -47,27 +47,27 @@ Status = Literal[STATUSES]  # type: ignore[valid-type]
 NO_FEATURE = "the record gives no feature: send at least one of " + ", ".join(FEATURES)
 
 
+#: One record as a client sends it: the example of /docs, and of the tests and benchmarks.
+EXAMPLE_RECORD: dict[str, Any] = {
+    "status": "for_sale",
+    "bed": 3,
+    "bath": 2,
+    "acre_lot": 0.12,
+    "city": "Austin",
+    "state": "Texas",
+    "zip_code": "78701",
+    "house_size": 1650,
+    "prev_sold_date": "2015-06-30",
+}
+
+
 class Record(BaseModel):
     """One property. Every feature may be null or left out; unknown categories still predict."""
 
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "for_sale",
-                    "bed": 3,
-                    "bath": 2,
-                    "acre_lot": 0.12,
-                    "city": "Austin",
-                    "state": "Texas",
-                    "zip_code": "78701",
-                    "house_size": 1650,
-                    "prev_sold_date": "2015-06-30",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE_RECORD]},
     )
 
     status: Status | None = Field(None, description="one of " + ", ".join(STATUSES))

@@ -35,6 +35,7 @@ from tests.support.postgres import fresh_database
 from tests.support.private_postgres import PrivatePostgres
 from tests.support.recording_proxy import recording_proxy
 from tests.support.seaweed import S3Endpoint, SeaweedServer
+from tests.support.steps import command, run_step
 from tests.tasks.fetch.reconcile import reconcile
 
 pytestmark = [pytest.mark.slow]
@@ -44,19 +45,8 @@ API_WAIT = 4.0  # the simulator's "timeout" fault holds the first /data answer t
 
 def task(name: str, env: dict[str, str], *args: str) -> tuple[int, str, dict | None, float]:
     """Run ``tasks.<name>``: (exit code, stderr, XCom result or None, seconds)."""
-    xcom = Path(env["XCOM_RETURN_PATH"])
-    xcom.unlink(missing_ok=True)
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", f"tasks.{name}", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    result = json.loads(xcom.read_text()) if xcom.exists() else None
-    return done.returncode, done.stderr, result, time.monotonic() - started
+    run = run_step(name, env, *args)
+    return run.returncode, run.stderr, run.result, run.seconds
 
 
 def task_with_fault(
@@ -69,7 +59,7 @@ def task_with_fault(
     xcom = Path(env["XCOM_RETURN_PATH"])
     xcom.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", f"tasks.{name}", *args],
+        command(name, *args),
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,

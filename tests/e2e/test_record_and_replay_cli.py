@@ -5,29 +5,17 @@ test_pipeline_e2e.py."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tasks.core.ledger import Batch, DriftDecision, Ledger, Validation
 from tests.data_api.server import running_data_api
+from tests.support.steps import StepRun, run_step
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def run_task(name: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", f"tasks.{name}", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_task(name: str, args: list[str], env: dict[str, str]) -> StepRun:
+    return run_step(name, env, *args, timeout=120)
 
 
 @pytest.fixture

@@ -8,17 +8,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-RECORD = {
-    "status": "for_sale",
-    "bed": 3,
-    "bath": 2,
-    "acre_lot": 0.12,
-    "city": "Austin",
-    "state": "Texas",
-    "zip_code": "78701",
-    "house_size": 1650,
-    "prev_sold_date": "2015-06-30",
-}
+from serving.records import EXAMPLE_RECORD
+
+RECORD = EXAMPLE_RECORD
 
 
 @dataclass(frozen=True)

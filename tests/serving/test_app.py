@@ -15,21 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select
 
 from serving.app import create_app
+from serving.records import EXAMPLE_RECORD
 from serving.settings import ServingSettings
 from tasks.core.ledger import InferenceLog
 from tests.support.processes import free_port
 
-RECORD = {
-    "status": "for_sale",
-    "bed": 3,
-    "bath": 2,
-    "acre_lot": 0.12,
-    "city": "Austin",
-    "state": "Texas",
-    "zip_code": "78701",
-    "house_size": 1650,
-    "prev_sold_date": "2015-06-30",
-}
+RECORD = EXAMPLE_RECORD
 
 
 def settings(tmp_path: Path, **overrides) -> ServingSettings:

@@ -22,8 +22,6 @@ Typical use::
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import uuid
@@ -38,6 +36,7 @@ from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
 from tests.support.processes import free_port, start_process, stop_process, wait_http
 from tests.support.seaweed import S3Endpoint
+from tests.support.steps import run_step_ok
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = "realtor-price-test"
@@ -136,19 +135,8 @@ def model_stack(
 
 def run_task(step: str, batch_id: int, env: dict[str, str], **extra: str) -> dict:
     """``python -m tasks.<step> --batch-id N``; its XCom result (AssertionError on failure)."""
-    merged = {**os.environ, **env, **extra}
-    xcom = Path(merged["XCOM_RETURN_PATH"])
-    xcom.unlink(missing_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", f"tasks.{step}", "--batch-id", str(batch_id)],
-        env=merged,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,  # as the story's tasks: a train starved of CPU by other work
-    )
-    assert done.returncode == 0, f"{step} exited {done.returncode}:\n{done.stderr[-3000:]}"
-    return json.loads(xcom.read_text())
+    # 600 s, as the story's tasks: a train starved of CPU by other work
+    return run_step_ok(step, {**env, **extra}, "--batch-id", str(batch_id)).result
 
 
 def train_and_promote(

@@ -8,13 +8,8 @@ XCom results and the registry.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +19,7 @@ from tests.data_api.server import running_data_api
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint
+from tests.support.steps import run_step_ok
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,23 +31,11 @@ pytestmark = [
     pytest.mark.timeout(1800),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS_AFTER_FETCH = ("validate", "drift_check")
 
 
 def run_task(name: str, env: dict[str, str], *args: str) -> dict:
-    xcom = Path(env["XCOM_RETURN_PATH"])
-    xcom.unlink(missing_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", f"tasks.{name}", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, f"tasks.{name} {args} failed:\n{done.stderr[-3000:]}"
-    return json.loads(xcom.read_text())
+    return run_step_ok(name, env, *args).result
 
 
 def run_batch(env: dict[str, str]) -> dict[str, dict] | None:

@@ -10,9 +10,6 @@ its alias and predicts on canonical rows with nulls and an unseen state.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +22,11 @@ from tasks.core.storage import open_store
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint
+from tests.support.steps import run_step_ok
 from tests.tasks.train_factories import curated_batch, make_rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = "realtor-price-test"
 
 
@@ -87,19 +84,9 @@ def promote_summary(result: dict) -> str:
 
 def cli(step: str, batch_id: int, env: dict[str, str], **extra: str) -> dict:
     """Run ``python -m tasks.<step> --batch-id N``; its XCom result (fails on exit != 0)."""
-    xcom = Path(env["XCOM_RETURN_PATH"])
-    xcom.unlink(missing_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", f"tasks.{step}", "--batch-id", str(batch_id)],
-        env={**os.environ, **env, **extra},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"{step} exited {done.returncode}:\n{done.stderr[-3000:]}"
-    assert done.stdout.startswith(f"{step}: ") and done.stdout.count("\n") == 1, done.stdout
-    return json.loads(xcom.read_text())
+    run = run_step_ok(step, {**env, **extra}, "--batch-id", str(batch_id), timeout=300)
+    assert run.stdout.startswith(f"{step}: ") and run.stdout.count("\n") == 1, run.stdout
+    return run.result
 
 
 def test_first_model_promoted_worse_challenger_rejected_reruns_change_nothing(

@@ -11,9 +11,7 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,24 +27,15 @@ from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
 from tests.support.scripted_http import scripted_http
 from tests.support.seaweed import S3Endpoint
+from tests.support.steps import run_step
 from tests.tasks.core.test_schema import record
 
-REPO = Path(__file__).resolve().parents[3]
 SCALE = 0.005
 
 
 def run_fetch(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    xcom = Path(env["XCOM_RETURN_PATH"])
-    xcom.unlink(missing_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "tasks.fetch", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done, json.loads(xcom.read_text()) if xcom.exists() else None
+    run = run_step("fetch", env, *args, timeout=120)
+    return run, run.result
 
 
 @pytest.fixture(scope="module")

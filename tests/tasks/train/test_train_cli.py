@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tasks.core.ledger import Ledger, Training
 from tasks.core.storage import open_store
+from tests.support.steps import StepRun, run_step
 from tests.tasks.train_factories import curated_batch, make_rows
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +33,8 @@ def env(tmp_path: Path, bytecode_cache: dict[str, str]) -> dict[str, str]:
     }
 
 
-def run(step: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", f"tasks.{step}", *args],
-        env={**os.environ, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run(step: str, env: dict[str, str], *args: str) -> StepRun:
+    return run_step(step, env, *args, timeout=120)
 
 
 def test_train_and_promote_refuse_a_batch_whose_decision_is_skip(env: dict[str, str]) -> None:

@@ -1,0 +1,59 @@
+"""Run a pipeline step as the pod runs it: ``python -m tasks.<step> <args>``, its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One finished run: exit code, its streams, its XCom result (None: none written), seconds."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    result: dict[str, Any] | None
+    seconds: float
+
+
+def command(step: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"tasks.{step}", *args]
+
+
+def run_step(step: str, env: dict[str, str], *args: str, timeout: float = 600) -> StepRun:
+    """Run the step with ``env`` over this process's environment; its XCom file is removed
+    first, so ``result`` is this run's or None."""
+    merged = {**os.environ, **env}
+    xcom = Path(merged["XCOM_RETURN_PATH"]) if "XCOM_RETURN_PATH" in merged else None
+    if xcom is not None:
+        xcom.unlink(missing_ok=True)
+    started = time.monotonic()
+    done = subprocess.run(
+        command(step, *args),
+        cwd=REPO,
+        env=merged,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    result = json.loads(xcom.read_text()) if xcom is not None and xcom.exists() else None
+    return StepRun(done.returncode, done.stdout, done.stderr, result, time.monotonic() - started)
+
+
+def run_step_ok(step: str, env: dict[str, str], *args: str, timeout: float = 600) -> StepRun:
+    """:func:`run_step`, which must exit 0 and write its result (else AssertionError)."""
+    run = run_step(step, env, *args, timeout=timeout)
+    assert run.returncode == 0, (
+        f"tasks.{step} {args} exited {run.returncode}:\n{run.stderr[-3000:]}"
+    )
+    assert run.result is not None, f"tasks.{step} {args} wrote no result"
+    return run
