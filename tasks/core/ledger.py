@@ -176,9 +176,10 @@ def make_ledger_engine(url: str, connect_timeout: int | None = None) -> Engine:
 MIGRATION_LOCK_KEY = 0x5245414C544F52  # "REALTOR"
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent, and safe to run at once
-    from several processes: each waits for the others' migration, then finds nothing to do).
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest Alembic revision, or to ``revision`` (idempotent, and
+    safe to run at once from several processes: each waits for the others' migration, then
+    finds nothing to do).
 
     Without the lock, processes starting together on a new ledger (serving beside the first
     task, two DAG runs) each saw no ``alembic_version`` table and each created it: all but
@@ -197,7 +198,7 @@ def migrate(engine: Engine) -> None:
         elif connection.dialect.name == "sqlite":  # SQLite's write lock, before any read
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 class Ledger:

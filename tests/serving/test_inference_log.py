@@ -14,15 +14,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, insert, inspect, select, text
 
 from serving.inference_export import _claim, export_pending
 from serving.inference_log import InferenceLogWriter, log_rows, make_engine
 from serving.loader import WARMUP_RECORDS
 from serving.metrics import ServingMetrics
-from tasks.core.ledger import MIGRATIONS_DIR, InferenceLog, Ledger, migrate
+from tasks.core.ledger import InferenceLog, Ledger, migrate
 from tasks.core.storage import FileStore
 from tests.support.postgres import ADMIN_URL, fresh_database
 from tests.support.processes import free_port
@@ -37,11 +35,7 @@ def rows(count: int, request_id: str = "r", at: dt.datetime = NOW) -> list[dict]
 
 def upgrade_to(url: str, revision: str) -> None:
     engine = create_engine(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    migrate(engine, revision)
     engine.dispose()
 
 

@@ -8,14 +8,12 @@ the server and held up its stop (SIGTERM waited for the consumers) on 2 cores.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.processes import free_port, start_process, stop_process, wait_http
+from tests.support.processes import free_port, kill_process, start_process, stop_process, wait_http
 from tests.support.seaweed import S3Endpoint
 
 
@@ -61,9 +59,7 @@ class MlflowServer:
 
     def kill(self) -> None:
         """Stop at once (SIGKILL to the process group): the server is gone, as in a crash."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        kill_process(self.process)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -60,6 +60,13 @@ def wait_http(
     raise TimeoutError(f"{url} not ready after {timeout:.0f}s ({last}); log:\n{_tail(log_path)}")
 
 
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop at once (SIGKILL to the process group): the server is gone, as in a crash."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     if process.poll() is not None:
         return

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.processes import free_port, start_process, stop_process, wait_http
+from tests.support.processes import free_port, kill_process, start_process, stop_process, wait_http
 
 # S3's answer to creating a bucket we already own. (BucketAlreadyExists, someone else's bucket
 # of that name, stays an error.)
@@ -128,9 +126,7 @@ class SeaweedServer:
 
     def kill(self) -> None:
         """Stop at once (SIGKILL to the process group): a crash, not a shutdown."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        kill_process(self.process)
 
     def stop(self) -> None:
         if self.process is not None:

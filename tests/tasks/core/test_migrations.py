@@ -15,12 +15,10 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from tasks.core.ledger import MIGRATIONS_DIR, Ledger, make_ledger_engine
+from tasks.core.ledger import Ledger, make_ledger_engine, migrate
 from tasks.core.lifecycle_ledger import find_drift_decision, find_training
 from tasks.core.story import batch_summaries, model_history, read_story
 
@@ -29,11 +27,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 def upgrade(url: str, revision: str) -> None:
     engine = make_ledger_engine(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    migrate(engine, revision)
     engine.dispose()
 
 
