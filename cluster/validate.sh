@@ -8,7 +8,7 @@
 #                         engine, our trees with kustomize) and checked: strict schemas, Pod
 #                         Security, hooks, waves, values keys, quota and node budget, DB URLs,
 #                         version labels, AppProject permissions, routes and scrapes
-#                         (cluster/tools/validate_manifests.py; checks.py says what each does)
+#                         (cluster/tools/validate_manifests.py; checks/ holds one module per check)
 #      route auth         every way in has an auth middleware or is in cluster/public-routes.yaml
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script

@@ -1,4 +1,4 @@
-"""Negative tests: each check of cluster/tools/checks.py catches a planted defect of its kind
+"""Negative tests: each check of cluster/tools/checks/ catches a planted defect of its kind
 (and passes the same objects without it), on small hand-made topologies."""
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def test_waves_flag_images_the_workflow_does_not_build_or_builds_from_the_wrong_
     assert checks.image_problems(f"docker.io/realtor-mlops/nothing:{sha}")
     entry = dict(checks.workflow_images()["airflow"])
     entry.pop("target")
-    monkeypatch.setattr(checks, "workflow_images", lambda: {"airflow": entry})
+    monkeypatch.setattr(checks.images, "workflow_images", lambda: {"airflow": entry})
     problems = checks.image_problems(f"docker.io/realtor-mlops/airflow:{sha}")
     assert problems and "airflow-local" in problems[0]
 
@@ -485,7 +485,7 @@ def test_psa_checks_the_executor_pod_template_kept_in_a_configmap():
 def test_labels_flag_a_version_the_chart_does_not_ship(tmp_path, monkeypatch):
     values = tmp_path / "values.yaml"
     values.write_text("---\n# Longhorn v1.12 (chart 1.12.1) on 10.43.100.95\nx: 1\n")
-    monkeypatch.setattr(checks, "REPO", tmp_path)
+    monkeypatch.setattr(checks.labels, "REPO", tmp_path)
     chart = render.ChartRender("longhorn", "longhorn-1.12.1", "longhorn", "ns", ["values.yaml"], {})
     assert checks.check_labels(topology([], charts=[chart])) == []
     values.write_text("---\n# Longhorn v1.13 (chart 1.12.0)\nx: 1\n")
@@ -498,7 +498,7 @@ def test_labels_flag_an_airflow_version_other_than_the_image(tmp_path, monkeypat
     (tmp_path / "images/airflow").mkdir(parents=True)
     (tmp_path / "images/airflow/requirements.txt").write_text("apache-airflow==3.3.2\n")
     (tmp_path / "values.yaml").write_text("airflowVersion: '3.1.7'\n")
-    monkeypatch.setattr(checks, "REPO", tmp_path)
+    monkeypatch.setattr(checks.labels, "REPO", tmp_path)
     chart = render.ChartRender(
         "airflow",
         "airflow-1.19.0",
