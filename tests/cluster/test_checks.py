@@ -161,6 +161,18 @@ def test_psa_baseline_refuses_host_paths_and_privileged_but_privileged_namespace
     assert checks.check_psa(topology([obj(ns("apps", "privileged")), hook])) == []
 
 
+def test_psa_flags_pods_at_the_warn_and_audit_levels_not_only_enforce():
+    bare = deployment(pod={"containers": [{"name": "app", "image": "busybox:1.37"}]})
+    lenient = ns("apps", "privileged")
+    assert checks.check_psa(topology([obj(lenient), obj(bare)])) == []
+    for mode in ("warn", "audit"):
+        watched = copy.deepcopy(lenient)
+        watched["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        errors = checks.check_psa(topology([obj(watched), obj(bare)]))
+        assert errors and all(f"'restricted' ({mode})" in e for e in errors), errors
+        assert checks.check_psa(topology([obj(watched), obj(deployment())])) == []
+
+
 # --- hooks ------------------------------------------------------------------------------------
 def _job(sa: str) -> dict:
     pod = copy.deepcopy(RESTRICTED_POD)

@@ -9,13 +9,24 @@ from pod_security import psa_violations
 
 from .common import applied, pod_annotations, pod_spec
 
+MODES = {
+    "enforce": "refused by",
+    "warn": "flagged on every apply by",
+    "audit": "logged as a violation by",
+}
 
-def namespace_levels(topo: render.Topology) -> dict[str, str]:
+
+def namespace_levels(topo: render.Topology) -> dict[str, dict[str, str]]:
+    """{namespace: {mode: level}} of every Namespace rendered; a mode without a label is
+    privileged, as the API server's default."""
     levels = {}
     for obj in topo.objects:
         if obj.kind == "Namespace":
             labels = (obj.doc.get("metadata") or {}).get("labels") or {}
-            levels[obj.name] = labels.get("pod-security.kubernetes.io/enforce", "privileged")
+            levels[obj.name] = {
+                mode: labels.get(f"pod-security.kubernetes.io/{mode}", "privileged")
+                for mode in MODES
+            }
     return levels
 
 
@@ -37,22 +48,29 @@ def pod_templates_in_configmaps(obj: render.Obj) -> list[render.Obj]:
 
 
 def check_psa(topo: render.Topology) -> list[str]:
+    """Every pod template against each mode's level of its namespace: enforce refuses the
+    pod; warn and audit admit it but flag it on every apply, so they count as errors too."""
     levels = namespace_levels(topo)
     errors = []
     for obj in [o for base in applied(topo) for o in [base, *pod_templates_in_configmaps(base)]]:
         spec = pod_spec(obj.doc)
         if spec is None:
             continue
-        level = levels.get(obj.namespace)
-        if level is None:
+        modes = levels.get(obj.namespace)
+        if modes is None:
             errors.append(
                 f"{obj.ref()}: namespace {obj.namespace!r} is not declared with a Pod Security level"
             )
             continue
-        for violation in psa_violations(spec, pod_annotations(obj.doc), level):
-            errors.append(
-                f"{obj.ref()}: refused by Pod Security '{level}' of namespace {obj.namespace}: "
-                f"{violation} (fix the pod's securityContext through the values, or lower the "
-                "namespace's enforce level with a reason)"
-            )
+        by_level: dict[str, list[str]] = {}
+        for mode, level in modes.items():
+            by_level.setdefault(level, []).append(mode)
+        for level, names in by_level.items():
+            for violation in psa_violations(spec, pod_annotations(obj.doc), level):
+                how = " and ".join(MODES[m] for m in names)
+                errors.append(
+                    f"{obj.ref()}: {how} Pod Security '{level}' ({'/'.join(names)}) of namespace "
+                    f"{obj.namespace}: {violation} (fix the pod's securityContext through the "
+                    "values, or lower the namespace's level with a reason)"
+                )
     return errors
