@@ -13,6 +13,7 @@ module per check, each says what it checks in its docstring:
 * project   - the AppProject permits every Application and object.
 * refs      - routes, scrapes and Services lead somewhere.
 * labels    - the versions our files name are those the charts and images ship.
+* secrets   - every Secret an object names exists on a first sync without optional credentials.
 
 Shared helpers: common.py (applied objects, pod templates), pod_refs.py (what a pod needs,
 what create-secrets.sh writes), images.py (the images workflow's matrix).
@@ -41,6 +42,7 @@ from .resources import (
     with_limit_range,
 )
 from .schemas import check_schemas
+from .secrets import check_secrets
 from .values import check_values
 from .waves import check_waves
 
@@ -55,6 +57,7 @@ CHECKS: dict[str, Check] = {
     "labels": check_labels,
     "project": check_project,
     "refs": check_refs,
+    "secrets": check_secrets,
 }
 
 __all__ = [
@@ -76,6 +79,7 @@ __all__ = [
     "check_refs",
     "check_resources",
     "check_schemas",
+    "check_secrets",
     "check_values",
     "check_waves",
     "driver_for",
