@@ -744,3 +744,24 @@ def test_secrets_flag_a_reference_to_a_secret_the_script_creates_only_with_crede
         True
     )
     assert checks.check_secrets(topology([obj(optional)]), script) == []
+
+
+def test_hooks_flag_a_job_that_races_the_migration_of_its_database():
+    def job(name: str, args: list[str], wave: int) -> render.Obj:
+        pod = copy.deepcopy(RESTRICTED_POD)
+        pod["restartPolicy"] = "Never"
+        pod["containers"][0]["args"] = args
+        pod["containers"][0]["envFrom"] = [{"secretRef": {"name": "db-url"}}]
+        doc = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"template": {"spec": pod}},
+        }
+        return obj(doc, wave=wave)
+
+    migrate = job("migrate", ["bash", "-c", "exec airflow db migrate"], 0)
+    same_wave = job("create-user", ["airflow", "users", "create"], 0)
+    errors = checks.check_hooks(topology([migrate, same_wave]))
+    assert len(errors) == 1 and "races the migration" in errors[0], errors
+    assert checks.check_hooks(topology([migrate, job("create-user", ["airflow"], 1)])) == []
