@@ -765,3 +765,22 @@ def test_hooks_flag_a_job_that_races_the_migration_of_its_database():
     errors = checks.check_hooks(topology([migrate, same_wave]))
     assert len(errors) == 1 and "races the migration" in errors[0], errors
     assert checks.check_hooks(topology([migrate, job("create-user", ["airflow"], 1)])) == []
+
+
+# --- images -------------------------------------------------------------------------------------------
+def test_images_built_equal_images_deployed_both_ways():
+    pod = copy.deepcopy(RESTRICTED_POD)
+    pod["containers"][0]["image"] = "docker.io/realtor-mlops/serving:" + "a" * 40
+    serving = obj(deployment(pod=pod))
+    built = {"serving": {}, "fetch": {}}
+    dag = {"fetch": "fetch"}
+    assert checks.check_images(topology([serving]), built, dag, {"serving", "fetch"}) == []
+    unused = checks.check_images(topology([serving]), built | {"record": {}}, dag, {"serving"})
+    assert unused and "builds image record, which no rendered object" in unused[0], unused
+    unbuilt = checks.check_images(topology([serving]), {"serving": {}}, dag, set())
+    assert unbuilt == [
+        "the DAG's task fetch (dags/realtor/specs.py): runs image fetch, which "
+        ".github/workflows/images.yaml does not build"
+    ]
+    orphan = checks.check_images(topology([serving]), built, dag, {"serving", "fetch", "old"})
+    assert orphan == ["images/old/: a folder of no image the workflow builds: remove it"]

@@ -13,10 +13,11 @@ module per check, each says what it checks in its docstring:
 * project   - the AppProject permits every Application and object.
 * refs      - routes, scrapes and Services lead somewhere.
 * labels    - the versions our files name are those the charts and images ship.
+* images    - the images built are the images deployed, both ways.
 * secrets   - every Secret an object names exists on a first sync without optional credentials.
 
 Shared helpers: common.py (applied objects, pod templates), pod_refs.py (what a pod needs,
-what create-secrets.sh writes), images.py (the images workflow's matrix).
+what create-secrets.sh writes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from .common import APPLIED, Check, k8s_version
 from .db_urls import check_db_urls, driver_for
 from .hooks import check_hooks
-from .images import all_images, image_problems, workflow_images
+from .images import all_images, check_images, image_problems, workflow_images
 from .labels import check_labels
 from .pod_refs import script_secret_keys
 from .project import check_project
@@ -58,6 +59,7 @@ CHECKS: dict[str, Check] = {
     "project": check_project,
     "refs": check_refs,
     "secrets": check_secrets,
+    "images": check_images,
 }
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "budget_rows",
     "check_db_urls",
     "check_hooks",
+    "check_images",
     "check_labels",
     "check_node_budget",
     "check_pipeline_quota",
