@@ -20,7 +20,6 @@ IMAGES = {
     "drift-check",
     "train",
     "promote",
-    "record",
     "serving",
     "ui",
 }
