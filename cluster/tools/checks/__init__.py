@@ -14,6 +14,7 @@ module per check, each says what it checks in its docstring:
 * refs      - routes, scrapes and Services lead somewhere.
 * labels    - the versions our files name are those the charts and images ship.
 * images    - the images built are the images deployed, both ways.
+* network   - every declared flow (scrapes, routes, service URLs) passes the NetworkPolicies.
 * secrets   - every Secret an object names exists on a first sync without optional credentials.
 
 Shared helpers: common.py (applied objects, pod templates), pod_refs.py (what a pod needs,
@@ -27,6 +28,7 @@ from .db_urls import check_db_urls, driver_for
 from .hooks import check_hooks
 from .images import all_images, check_images, image_problems, workflow_images
 from .labels import check_labels
+from .network import check_network
 from .pod_refs import script_secret_keys
 from .project import check_project
 from .psa import check_psa
@@ -60,6 +62,7 @@ CHECKS: dict[str, Check] = {
     "refs": check_refs,
     "secrets": check_secrets,
     "images": check_images,
+    "network": check_network,
 }
 
 __all__ = [
@@ -75,6 +78,7 @@ __all__ = [
     "check_hooks",
     "check_images",
     "check_labels",
+    "check_network",
     "check_node_budget",
     "check_pipeline_quota",
     "check_project",
