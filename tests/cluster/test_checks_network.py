@@ -185,3 +185,17 @@ def test_selectors_follow_the_label_selector_rules():
     )
     assert netpol.policy_types({"egress": []}) == ["Ingress", "Egress"]
     assert netpol.policy_types({}) == ["Ingress"]
+
+
+def test_the_pipeline_reaches_outside_the_cluster_but_not_its_pod_and_service_networks():
+    import re
+
+    import yaml
+    from cluster_helpers import CLUSTER
+
+    versions = (CLUSTER / "bootstrap/versions.env").read_text(encoding="utf-8")
+    cidrs = {m for m in re.findall(r'^(?:CLUSTER|SERVICE)_CIDR="([0-9./]+)"', versions, re.M)}
+    docs = yaml.safe_load_all((CLUSTER / "apps/pipeline/base/pipeline.yaml").read_text("utf-8"))
+    tasks = next(d for d in docs if d and d["kind"] == "NetworkPolicy")
+    blocks = [p["ipBlock"] for r in tasks["spec"]["egress"] for p in r["to"] if "ipBlock" in p]
+    assert len(blocks) == 1 and set(blocks[0]["except"]) == cidrs, (blocks, cidrs)
