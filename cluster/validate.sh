@@ -70,7 +70,7 @@ run_bats() { need "${BATS}" bats && "${BATS}" tests/cluster/bats; }
 
 step "yamllint" run_yamllint
 step "actionlint" run_actionlint
-step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs)" \
+step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs, secrets, images, network)" \
   "${PYTHON}" cluster/tools/validate_manifests.py
 step "route authentication (three topologies)" "${PYTHON}" cluster/tools/route_auth.py --quiet
 step "checkov" run_checkov
