@@ -8,7 +8,9 @@ writes that it reads - from that pod (PostgreSQL, S3, MLflow, the data API, Airf
 API server); the DAG's task pods get pipeline-env and pipeline-secrets, and each URL that
 pipeline.env documents as an alternative (`# DATA_API_URL=http://<address>:<port>`, a
 service outside the cluster) is a flow too. Pods that operators make are modelled: the
-CloudNativePG instances (and their -rw/-ro/-r Services) and the Prometheus pods.
+CloudNativePG instances (and their -rw/-ro/-r Services; their backups to the ObjectStores of
+their namespace) and the Prometheus pods; longhorn-manager calls the endpoint of the backup
+target's Secret.
 """
 
 from __future__ import annotations
@@ -270,6 +272,20 @@ def url_flows(net: Network, texts_of: list[tuple[Endpoint, list[str]]]) -> None:
                     net.flow(f"URL of {svc}.{ns}:{port}", source, pod, target)
 
 
+def operator_texts(net: Network, secrets: dict) -> list[tuple[Endpoint, list[str]]]:
+    """URLs operators' pods call for us: each CloudNativePG instance, the ObjectStores of its
+    namespace (barman backups); longhorn-manager, the backup target Secret's endpoint."""
+    out = []
+    stores = [o for o in net.objs if o.kind == "ObjectStore"]
+    for pod in net.pods:
+        if "cnpg.io/cluster" in pod.labels:
+            texts = [str(s.doc.get("spec")) for s in stores if s.namespace == pod.namespace]
+            out.append((pod, texts))
+        if pod.labels.get("app") == "longhorn-manager":
+            out.append((pod, [v for (ns, _), v in secrets.items() if ns == pod.namespace]))
+    return out
+
+
 def documented_alternatives(path: Path = PIPELINE_ENV) -> list[tuple[str, str, int]]:
     """(key, address, port) of each `# KEY=http://<IPv4>:<port>` a settings file documents."""
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -299,7 +315,7 @@ def check_network(
         if o.kind == "ConfigMap" and (o.namespace, o.name) == ("pipeline", "pipeline-env")
         for v in (o.doc.get("data") or {}).values()
     ] + [secrets.get(("pipeline", "pipeline-secrets"), "")]
-    url_flows(net, [*sources, (task_pod, task_texts)])
+    url_flows(net, [*sources, (task_pod, task_texts), *operator_texts(net, secrets)])
     for key, address, port in documented_alternatives(pipeline_env):
         outside = Endpoint(f"{key} {address} (outside the cluster)", address=address)
         net.flow(
