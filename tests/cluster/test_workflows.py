@@ -95,3 +95,13 @@ def test_cluster_workflow_brings_up_k3s_and_waits_for_every_application():
     assert "${GITHUB_SHA}" in text  # every Application at the commit under test
     assert '.status.health.status != "Healthy"' in text
     assert any(s.get("if") == "failure()" for s in job["steps"])  # diagnostics
+
+
+def test_cluster_workflow_runs_the_bootstrap_steps_of_the_docs_in_their_order():
+    docs = (REPO / "docs/cluster.md").read_text(encoding="utf-8")
+    runs = "\n".join(s.get("run", "") for s in steps(load("cluster.yaml")))
+    order = ["cluster/secrets/create-secrets.sh", "cluster/bootstrap/install-argocd.sh --topology"]
+    for text in (docs, runs):
+        positions = [text.find(command) for command in order]
+        assert -1 not in positions and positions == sorted(positions), (order, positions)
+    assert '--image-tag "${GITHUB_SHA}"' in runs and '--image-tag "$SHA"' in docs
