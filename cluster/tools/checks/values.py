@@ -5,8 +5,9 @@ A map that a template copies whole (range, toYaml) into a ConfigMap or arguments
 key, but the program reading it takes only its own: where the chart documents those keys
 (its values.yaml lists them under the map), a key we set there must be one of them. Maps that
 hold another program's settings are checked against that program's reference where one is
-installed here (Airflow's `config`: the options of the Airflow and providers our image locks,
-read from .venv-airflow), else listed in PASSTHROUGH with the reason.
+installed here (Airflow's `config`: the options of the Airflow and providers installed in
+.venv-airflow, whose apache-airflow must be the version the image locks; a provider only the
+image installs, such as amazon, is unknown to it), else listed in PASSTHROUGH with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import render
 import vendor
 import yaml
 
-from .common import REPO
+from .common import REPO, lock_versions
 
 
 def _subchart_values(folder: Path, name: str) -> tuple[Any, Path | None]:
@@ -152,6 +153,13 @@ def airflow_options() -> dict[str, frozenset[str]]:
     if not sites:
         raise SystemExit(
             f"{AIRFLOW_SITE}: no Airflow installed to check config.* against: run make setup"
+        )
+    installed = sorted(sites[0].parent.glob("apache_airflow-*.dist-info"))
+    locked = lock_versions(REPO / "images/airflow/requirements.txt").get("apache-airflow")
+    if not installed or not installed[0].name.startswith(f"apache_airflow-{locked}.dist-info"):
+        raise SystemExit(
+            f"{sites[0]}: not the Airflow {locked} of images/airflow/requirements.txt "
+            f"({[p.name for p in installed]}): run make setup"
         )
     config = yaml.safe_load((sites[0] / "config_templates/config.yml").read_text("utf-8"))
     out = {s: set((body or {}).get("options") or {}) for s, body in config.items()}
