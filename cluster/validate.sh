@@ -8,7 +8,7 @@
 #                         engine, our trees with kustomize) and checked: strict schemas, Pod
 #                         Security, hooks, waves, values keys, quota and node budget, DB URLs,
 #                         version labels, AppProject permissions, routes and scrapes
-#                         (cluster/tools/validate_manifests.py; checks.py says what each does)
+#                         (cluster/tools/validate_manifests.py; checks/ holds one module per check)
 #      route auth         every way in has an auth middleware or is in cluster/public-routes.yaml
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script
@@ -70,7 +70,7 @@ run_bats() { need "${BATS}" bats && "${BATS}" tests/cluster/bats; }
 
 step "yamllint" run_yamllint
 step "actionlint" run_actionlint
-step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs)" \
+step "cluster checks (charts rendered; schemas, PSA, hooks, waves, values, resources, DB URLs, labels, project, refs, secrets, images, network)" \
   "${PYTHON}" cluster/tools/validate_manifests.py
 step "route authentication (three topologies)" "${PYTHON}" cluster/tools/route_auth.py --quiet
 step "checkov" run_checkov

@@ -10,7 +10,7 @@
 #   DRY_RUN=1                      print the kubectl commands (values redacted), change nothing
 #   ROTATE=1                       regenerate and overwrite every generated Secret
 #   DOCKERHUB_USERNAME/DOCKERHUB_TOKEN  optional: Docker Hub pull secret (rate limits) for
-#                                  kubelet and Argo CD Image Updater
+#                                  the kubelet (pods name it as an optional imagePullSecret)
 #   GIT_USERNAME/GIT_TOKEN         optional: repository credentials for Argo CD and the
 #                                  Image Updater's git write-back
 #   REPO_URL                       the git URL Argo CD syncs (default below)

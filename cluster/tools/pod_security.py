@@ -4,7 +4,7 @@ https://kubernetes.io/docs/concepts/security/pod-security-standards/: the baseli
 then the restricted ones. :func:`psa_violations` takes a pod spec as the API's JSON (camelCase),
 its annotations and a level (privileged, baseline, restricted) and returns what the API server
 would refuse, one line each; an empty list means the pod is admitted. Pure and standard-library
-only: the cluster checks (``checks.py``, on every rendered pod template) and the DAG tests (on
+only: the cluster checks (``checks/psa.py``, on every rendered pod template) and the DAG tests (on
 every pod the KubernetesPodOperator builds, in the Airflow environment) share it.
 """
 

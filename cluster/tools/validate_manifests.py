@@ -1,4 +1,4 @@
-"""Render every topology as Argo CD would and run every check of checks.py on it, offline.
+"""Render every topology as Argo CD would and run every check of checks/ on it, offline.
 
 Prints, per topology, the objects rendered from charts and from our tree and the errors of
 each check, then one line per error. Exit status 1 on any error.

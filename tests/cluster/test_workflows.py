@@ -20,7 +20,6 @@ IMAGES = {
     "drift-check",
     "train",
     "promote",
-    "record",
     "serving",
     "ui",
 }
@@ -46,7 +45,8 @@ def test_images_workflow_builds_every_image_by_commit_sha_only_on_main():
         assert (REPO / entry["file"]).is_file(), entry
         assert (REPO / "images" / entry["image"] / "requirements.txt").is_file(), entry
         if entry["file"] == "images/task.Dockerfile":
-            assert (REPO / "tasks" / f"{entry['task']}.py").is_file(), entry
+            module = REPO / "tasks" / entry["task"]  # a module, or a package with __main__
+            assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), entry
     build = next(s for s in steps(wf) if s["uses"].startswith("docker/build-push-action@"))
     assert build["with"]["tags"] == (
         "docker.io/realtor-mlops/${{ matrix.image }}:${{ github.sha }}"
@@ -96,3 +96,13 @@ def test_cluster_workflow_brings_up_k3s_and_waits_for_every_application():
     assert "${GITHUB_SHA}" in text  # every Application at the commit under test
     assert '.status.health.status != "Healthy"' in text
     assert any(s.get("if") == "failure()" for s in job["steps"])  # diagnostics
+
+
+def test_cluster_workflow_runs_the_bootstrap_steps_of_the_docs_in_their_order():
+    docs = (REPO / "docs/cluster.md").read_text(encoding="utf-8")
+    runs = "\n".join(s.get("run", "") for s in steps(load("cluster.yaml")))
+    order = ["cluster/secrets/create-secrets.sh", "cluster/bootstrap/install-argocd.sh --topology"]
+    for text in (docs, runs):
+        positions = [text.find(command) for command in order]
+        assert -1 not in positions and positions == sorted(positions), (order, positions)
+    assert '--image-tag "${GITHUB_SHA}"' in runs and '--image-tag "$SHA"' in docs
