@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 from cluster_helpers import load_tool
 
 vm = load_tool("validate_manifests")
 render, checks = vm.render, vm.checks
 netpol = checks.netpol
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def namespace(name: str) -> dict:

@@ -1,11 +1,9 @@
-"""Negative tests of the db-urls check (cluster/tools/checks/db_urls.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The db-urls check (cluster/tools/checks/db_urls.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -13,8 +11,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_db_urls_flag_a_scheme_whose_driver_the_image_lacks(tmp_path):

@@ -1,11 +1,9 @@
-"""Negative tests of the waves check (cluster/tools/checks/waves.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The waves check (cluster/tools/checks/waves.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -14,8 +12,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def _lb() -> dict:

@@ -1,16 +1,12 @@
-"""Negative tests of the labels check (cluster/tools/checks/labels.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The labels check (cluster/tools/checks/labels.py)."""
 
 from __future__ import annotations
 
-import pytest
 from check_helpers import (
     checks,
     render,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_labels_flag_a_version_the_chart_does_not_ship(tmp_path, monkeypatch):

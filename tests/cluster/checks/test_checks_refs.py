@@ -1,17 +1,13 @@
-"""Negative tests of the refs check (cluster/tools/checks/refs.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The refs check (cluster/tools/checks/refs.py)."""
 
 from __future__ import annotations
 
-import pytest
 from check_helpers import (
     checks,
     deployment,
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_refs_flag_routes_and_scrapes_that_lead_nowhere():

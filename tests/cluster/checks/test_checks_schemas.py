@@ -1,11 +1,9 @@
-"""Negative tests of the schemas check (cluster/tools/checks/schemas.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The schemas check (cluster/tools/checks/schemas.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     checks,
     deployment,
@@ -14,8 +12,6 @@ from check_helpers import (
     topology,
 )
 from cluster_helpers import CLUSTER
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_schemas_catch_unknown_and_mistyped_fields_of_core_kinds():

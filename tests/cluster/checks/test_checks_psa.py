@@ -1,12 +1,10 @@
-"""Negative tests of the psa check (cluster/tools/checks/psa.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The psa check (cluster/tools/checks/psa.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -15,8 +13,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_psa_refuses_a_pod_without_restricted_context_in_a_restricted_namespace():

@@ -1,19 +1,15 @@
-"""Negative tests of the values check (cluster/tools/checks/values.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The values check (cluster/tools/checks/values.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     checks,
     render,
     topology,
     vendor,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_values_flag_a_key_the_chart_does_not_have():

@@ -1,11 +1,9 @@
-"""Negative tests of the secrets check (cluster/tools/checks/secrets.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The secrets check (cluster/tools/checks/secrets.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -13,8 +11,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_the_secrets_script_is_read_with_its_route_logins():

@@ -1,11 +1,9 @@
-"""Negative tests of the images check (cluster/tools/checks/images.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The images check (cluster/tools/checks/images.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -13,8 +11,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_images_built_equal_images_deployed_both_ways():

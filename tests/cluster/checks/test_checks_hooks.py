@@ -1,11 +1,9 @@
-"""Negative tests of the hooks check (cluster/tools/checks/hooks.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The hooks check (cluster/tools/checks/hooks.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -13,8 +11,6 @@ from check_helpers import (
     render,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def _job(sa: str) -> dict:

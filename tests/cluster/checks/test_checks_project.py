@@ -1,9 +1,7 @@
-"""Negative tests of the project check (cluster/tools/checks/project.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The project check (cluster/tools/checks/project.py)."""
 
 from __future__ import annotations
 
-import pytest
 from check_helpers import (
     app,
     checks,
@@ -11,8 +9,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_project_refuses_a_cluster_kind_or_namespace_it_does_not_permit():

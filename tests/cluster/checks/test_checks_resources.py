@@ -1,11 +1,9 @@
-"""Negative tests of the resources check (cluster/tools/checks/resources.py): a planted defect of its kind
-is caught, and the same objects without it pass."""
+"""The resources check (cluster/tools/checks/resources.py)."""
 
 from __future__ import annotations
 
 import copy
 
-import pytest
 from check_helpers import (
     RESTRICTED_POD,
     checks,
@@ -13,8 +11,6 @@ from check_helpers import (
     obj,
     topology,
 )
-
-pytestmark = pytest.mark.usefixtures("vendored")
 
 
 def test_resources_flag_dag_pods_above_the_pipeline_quota():
