@@ -1,22 +1,16 @@
-"""How every route answers: JSON bodies, request ids, prices in cents, the 503 without a model,
-a body admitted as the predict lane admits it."""
+"""How every route answers: JSON bodies, request ids, prices in cents."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from fastapi import Request
 from fastapi.responses import Response
 
-from serving.decisions import no_model_message
-from serving.predict_lane import Answer, ClientDisconnectedError, admit
-
-if TYPE_CHECKING:
-    from serving.service import Service
+from serving.predict_lane import Answer
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -51,28 +45,3 @@ def cents(prices: np.ndarray) -> list[float]:
     (answers of the fast path and the reference path, the inference log): Python's ``round``,
     correctly rounded, 0.6 us for one price where ``np.round`` takes 3 us."""
     return [round(price, 2) for price in np.asarray(prices, dtype=np.float64).tolist()]
-
-
-def unavailable(service: Service, given_request_id: str | None = None) -> Answer:
-    """503 until a model is loaded, saying why (loading, registry down, no such alias)."""
-    watcher, settings = service.watcher, service.settings
-    message = no_model_message(
-        settings.model_alias, settings.model_name, watcher.registry, watcher.loading
-    )
-    body: dict[str, Any] = {"detail": message}
-    if given_request_id:
-        body["request_id"] = given_request_id
-    return answer(body, 503, {"Retry-After": "5"})
-
-
-async def body_of(service: Service, request: Request) -> bytes | Answer:
-    """A route's body, admitted as the lane admits it (415, 413 before reading it all)."""
-    try:
-        return await admit(
-            service.admission,
-            request.headers.get("content-type"),
-            request.headers.get("content-length"),
-            request.receive,
-        )
-    except ClientDisconnectedError:
-        return answer({"detail": "the client went away before its body arrived"}, 400)

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from fastapi import Request
 
-from serving.answers import cents
+from serving.answers import answer, cents
 from serving.batcher import Job, MicroBatcher
+from serving.decisions import no_model_message
 from serving.inference_export import InferenceExporter
 from serving.inference_log import InferenceLogWriter, log_rows
 from serving.metrics import ServingMetrics
-from serving.predict_lane import Admission
+from serving.predict_lane import Admission, Answer, ClientDisconnectedError, admit
 from serving.settings import ServingSettings
 from serving.state import LoadedModel
 from serving.watcher import ModelWatcher
@@ -68,6 +70,29 @@ class Service:
             await asyncio.to_thread(self.writer.stop)
             await asyncio.to_thread(self.exporter.stop)
         log.info("serving.stopped")
+
+    def unavailable(self, request_id: str | None = None) -> Answer:
+        """503 until a model is loaded, saying why (loading, registry down, no such alias)."""
+        settings = self.settings
+        message = no_model_message(
+            settings.model_alias, settings.model_name, self.watcher.registry, self.watcher.loading
+        )
+        body: dict[str, Any] = {"detail": message}
+        if request_id:
+            body["request_id"] = request_id
+        return answer(body, 503, {"Retry-After": "5"})
+
+    async def body_of(self, request: Request) -> bytes | Answer:
+        """A route's body, admitted as the lane admits it (415, 413 before reading it all)."""
+        try:
+            return await admit(
+                self.admission,
+                request.headers.get("content-type"),
+                request.headers.get("content-length"),
+                request.receive,
+            )
+        except ClientDisconnectedError:
+            return answer({"detail": "the client went away before its body arrived"}, 400)
 
     def warn(self, model: LoadedModel, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The out-of-distribution warnings of these records for this version, counted."""

@@ -8,7 +8,7 @@ import datetime as dt
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from serving.answers import body_of, json_response, request_id, response, unavailable
+from serving.answers import json_response, request_id, response
 from serving.fast_model import records_to_columns
 from serving.predict_lane import Answer
 from serving.records import RecordsInvalidError, parse_record
@@ -49,7 +49,7 @@ def router(service: Service) -> APIRouter:
     )
     async def explain(request: Request) -> Response:
         rid = request_id(request.headers.get("x-request-id"))
-        body = await body_of(service, request)
+        body = await service.body_of(request)
         if isinstance(body, Answer):
             return response(body)
         try:
@@ -58,7 +58,7 @@ def router(service: Service) -> APIRouter:
             return json_response({"detail": exc.errors}, 422)
         model = service.watcher.current
         if model is None:
-            return response(unavailable(service, rid))
+            return response(service.unavailable(rid))
         if model.explainer is None:
             return json_response({"detail": model.fast_path.explain_reason, "request_id": rid}, 503)
         features = record.features()

@@ -11,7 +11,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from serving.answers import answer, body_of, cents, request_id, response, unavailable
+from serving.answers import answer, cents, request_id, response
 from serving.batcher import NoModelError
 from serving.predict_lane import Answer
 from serving.records import RecordsInvalidError, RecordsTooLargeError, parse_records, records_schema
@@ -30,12 +30,12 @@ async def answer_predict(service: Service, body: bytes, given_request_id: str | 
     except RecordsInvalidError as exc:
         return answer({"detail": exc.errors}, 422)
     if service.watcher.current is None:
-        return unavailable(service, rid)
+        return service.unavailable(rid)
     features = [r.features() for r in records]
     try:
         result = await service.batcher.predict(features, rid)
     except NoModelError:
-        return unavailable(service, rid)
+        return service.unavailable(rid)
     except ValueError as exc:  # a value the model itself refuses
         return answer({"detail": f"the model cannot predict these records: {exc}"}, 422)
     service.metrics.prediction_latency.observe(time.perf_counter() - started)
@@ -79,7 +79,7 @@ def router(service: Service) -> APIRouter:
     )
     async def predict(request: Request) -> Response:
         # Served by PredictLane before routing; declared here for OpenAPI and /docs.
-        body = await body_of(service, request)
+        body = await service.body_of(request)
         if isinstance(body, Answer):
             return response(body)
         return response(await answer_predict(service, body, request.headers.get("x-request-id")))
