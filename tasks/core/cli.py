@@ -137,7 +137,7 @@ def collect_less_often() -> None:
     while they are being created: 1.4 s of a drift_check's 5.4 s of CPU went to 1,333
     collections, 0.8 s of a validate's 3.2 s to 832. Set here, when the task starts (so after
     the module's own imports, before those made where they are used): 0.6-0.7 s in 368 and
-    0.4 s in 333, the same peak memory (2 cores, bench/README.md). A long-running process
+    0.4 s in 333, the same peak memory (2 cores, bench/CHANGELOG.md). A long-running process
     that imports ``tasks`` (serving, the UI) keeps its own thresholds.
     """
     gc.set_threshold(*GC_THRESHOLDS)

@@ -13,7 +13,7 @@ anywhere with scikit-learn and MLflow, and skops can trust exactly the types lis
   values get the overall mean, so a state never seen in training still gets a prediction).
   State was one-hot until issue 11: its 54 columns were 54 of the model's 69, and the trees'
   histograms cost time per column (the full-scale fit took 2.5x as long for a holdout MAE
-  0.2-0.6% lower, bench/README.md);
+  0.2-0.6% lower, bench/CHANGELOG.md);
 - prev_sold_date: the year (as a number, with a missing indicator). For ``sold`` rows it is
   the sale date itself; it carries time, not price, so it is kept, but nothing derived from
   the price is (no price per square foot, no price band);

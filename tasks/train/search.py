@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 MIN_TRIALS = 3
 #: trees added per step of a trial (the unit of pruning). Small steps stop a trial close to
 #: where it stops improving: on 20,000 rows the defaults are best at 50-75 trees, and a trial
-#: in steps of 25 took 1.2 s where steps of 100 took 2.2 s (bench/README.md)
+#: in steps of 25 took 1.2 s where steps of 100 took 2.2 s (measured while tuning the step; not a benchmark)
 STEP_ITERATIONS = 25
 #: steps without a better validation MAE after which a trial stops (its best counts)
 PATIENCE_STEPS = 2
