@@ -1,5 +1,5 @@
-# One Dockerfile for every pipeline task image (fetch, validate, drift-check, train, promote,
-# record). Each image's folder, images/<image>/, holds its own locked requirements.txt, so an
+# One Dockerfile for every pipeline step image (the images of dags/realtor/specs.py's TASKS).
+# Each image's folder, images/<image>/, holds its own locked requirements.txt, so an
 # image carries only what its task imports. Build from the repository root:
 #   docker build -f images/task.Dockerfile --build-arg IMAGE=train --build-arg TASK=train \
 #     -t docker.io/realtor-mlops/train:<commit-sha> .
