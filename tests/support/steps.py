@@ -96,7 +96,20 @@ def check_image_folders(repo: Path) -> list[str]:
         for lock in ("requirements.in", "requirements.txt"):
             if not (repo / "images" / image / lock).is_file():
                 problems.append(f"images/{image}/{lock} is missing")
-    return sorted(problems)
+    return sorted(problems + check_airflow_tasks_env(repo))
+
+
+def check_airflow_tasks_env(repo: Path) -> list[str]:
+    """Compose's Airflow runs every step locally: its requirements-tasks.in includes the
+    requirements of every step image, and of nothing else."""
+    path = repo / "images" / "airflow" / "requirements-tasks.in"
+    included = set(re.findall(r"^-r \.\./([\w-]+)/requirements\.in$", path.read_text(), re.M))
+    wanted = set(load_specs(repo).step_images())
+    problems = [
+        f"{path.relative_to(repo)} lacks -r ../{n}/requirements.in" for n in wanted - included
+    ]
+    problems += [f"{path.relative_to(repo)} includes {n}, no step image" for n in included - wanted]
+    return problems
 
 
 def images_matrix(repo: Path) -> list[dict[str, str]]:
@@ -161,6 +174,10 @@ def check_docs(repo: Path) -> list[str]:
             problems.append(
                 f"docs/pipeline.md's table row for {name}: {rows.get(name)}, want {want}"
             )
+    text = (repo / "docs" / "pipeline.md").read_text()
+    for name, dags in wired_steps(repo).items():
+        if "realtor_pipeline" in dags and f"| `{name}` | `python -m tasks.{name}" not in text:
+            problems.append(f'docs/pipeline.md\'s "What each task does" has no row for {name}')
     for doc in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]:
         for name in set(re.findall(r"python -m tasks\.(\w+)", doc.read_text())):
             if name not in tasks and name != "core":
@@ -177,11 +194,19 @@ def check_tests_name_every_step(repo: Path) -> list[str]:
     ]
 
 
+def add_a_step_files(repo: Path) -> list[str]:
+    """The files docs/pipeline.md's "Add a step" lists, in order (``<step>``, ``<image>`` kept)."""
+    text = (repo / "docs" / "pipeline.md").read_text()
+    assert ADD_A_STEP in text, f"docs/pipeline.md has no section {ADD_A_STEP!r}"
+    section = text.split(ADD_A_STEP, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\d+\. `([^`]+)`:", section, flags=re.MULTILINE)
+
+
 def wired_steps(repo: Path) -> dict[str, list[str]]:
     """step -> the DAGs (file stems, their dag_id) wiring it: ``pipeline_task("<step>"``."""
     wired: dict[str, list[str]] = {}
     for dag_file in sorted((repo / "dags").glob("*.py")):
-        for name in re.findall(r"pipeline_task\(\s*\"(\w+)\"", dag_file.read_text()):
+        for name in re.findall(r"pipeline_task\(\s*[\"'](\w+)[\"']", dag_file.read_text()):
             wired.setdefault(name, []).append(dag_file.stem)
     return wired
 
