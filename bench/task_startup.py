@@ -44,8 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from scripts.demo_pipeline import demo_environment, parse_args  # noqa: E402
 from tests.data_api.server import running_data_api  # noqa: E402
+from tests.support.steps import load_specs  # noqa: E402
 
-TASKS = ("fetch", "validate", "drift_check", "train", "promote", "record", "replay")
+TASKS = tuple(load_specs(REPO).TASKS)  # the one list of steps, dags/realtor/specs.py
 PROBE = REPO / "bench" / "startup_probe.py"
 
 

@@ -26,10 +26,10 @@ Every task is idempotent: a re-run for the same batch returns what the ledger re
 `GROUP_NUMBER`, `DAY`). The schedule is `PIPELINE_SCHEDULE` (default every 5 minutes, the
 API's pace). To replay from batch 1, trigger `realtor_replay` first.
 
-**Add a task**: write `tasks/<name>.py` (copy the shape of `tasks/fetch/step.py`), add its line to
-`dags/realtor/specs.py` (image, resources, timeout), then one line here:
-`mine = pipeline_task("<name>", ["--batch-id", BATCH_ID])` and wire it (`drift_check >> mine`).
-More in `docs/pipeline.md`.
+**Add a step**: docs/pipeline.md, "Add a step", lists every file a new step touches: its
+package `tasks/<step>/`, its line in `dags/realtor/specs.py`, one line here
+(`mine = pipeline_task("<step>", ["--batch-id", BATCH_ID])`, wired `promote >> mine`), its
+image, the images workflow and the docs' tables.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# One Dockerfile for every pipeline task image (fetch, validate, drift-check, train, promote).
+# One Dockerfile for every pipeline step image (the images of dags/realtor/specs.py's TASKS).
 # Each image's folder, images/<image>/, holds its own locked requirements.txt, so an
 # image carries only what its task imports. Build from the repository root:
 #   docker build -f images/task.Dockerfile --build-arg IMAGE=train --build-arg TASK=train \

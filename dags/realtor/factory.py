@@ -24,8 +24,8 @@ def task_doc(name: str, extra: str = "") -> str:
     return (
         f"### `{spec.module}`\n\n{spec.summary}\n\n"
         f"Command line: `python -m {spec.module} --help` (the result is this task's XCom "
-        f"`return_value`). Code: `tasks/{spec.name}.py`. Timeout: {spec.timeout}. "
-        "To add a task like this one: the DAG's docs, or docs/pipeline.md.\n\n"
+        f"`return_value`). Code: `tasks/{spec.name}/step.py`. Timeout: {spec.timeout}. "
+        'To add a step like this one: docs/pipeline.md, "Add a step".\n\n'
         f"{extra}"
     ).strip()
 

@@ -1,26 +1,15 @@
-"""The table of pipeline tasks: which module, which image, how much CPU and memory, how long.
+"""The table of pipeline steps: the ONLY list of them.
 
-One :class:`TaskSpec` per ``tasks/<name>.py``. To add a task: write the module (a command
-line ``python -m tasks.<name>``, see ``tasks/fetch/step.py``) and one line in the DAG that calls
-``pipeline_task("<name>", ...)``. A task missing from :data:`TASKS` gets the defaults
-(its own image, 250m/512Mi requested, 1 CPU/1536Mi limits, 30 minutes); add its line here
-when it needs other resources, a longer timeout, or another task's image.
-
-Resources (requests / limits; the kubernetes runtime; the local runtime ignores them):
-
-| task | CPU req / limit | memory req / limit | timeout | image |
-|---|---|---|---|---|
-| fetch | 250m / 1 | 512Mi / 1536Mi | 15 min | fetch |
-| validate | 500m / 1 | 1Gi / 1536Mi | 20 min | validate |
-| drift_check | 500m / 1 | 1Gi / 1536Mi | 20 min | drift-check |
-| train | 750m / 2 | 1536Mi / 2Gi | 60 min | train |
-| promote | 250m / 1 | 768Mi / 1536Mi | 20 min | promote |
-| record | 100m / 500m | 128Mi / 256Mi | 5 min | fetch (shared) |
-| replay | 100m / 500m | 128Mi / 256Mi | 5 min | fetch (shared) |
+One :class:`TaskSpec` per step package ``tasks/<step>/``: its image, CPU and memory (the
+kubernetes runtime; the local runtime ignores them), timeout and one-line summary. Everything
+else that names the steps reads :data:`TASKS`, or a test checks it against it
+(``tests/support/step_list.py``): the step packages, the images folder, the images workflow's
+matrix, the docs' tables, the DAG's pipeline tasks. A name that is not here is refused
+(:func:`spec_for`). To add a step, follow docs/pipeline.md, "Add a step": every file it touches.
 
 ``record`` and ``replay`` need exactly what ``fetch`` needs (httpx, SQLAlchemy, the store), so
 they run in the fetch image with the command set to their own module; every other image's
-ENTRYPOINT is its task, so the operator passes only arguments.
+ENTRYPOINT is its step, so the operator passes only arguments.
 """
 
 from __future__ import annotations
@@ -130,27 +119,25 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-#: a task not (yet) in the table: its own image, medium resources, 30 minutes
-DEFAULT_RESOURCES = Resources("250m", "512Mi", "1", "1536Mi")
-DEFAULT_TIMEOUT = timedelta(minutes=30)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+class UnknownStepError(LookupError):
+    """A step name that is not in :data:`TASKS`."""
+
+
 def spec_for(name: str) -> TaskSpec:
-    """The task's line in :data:`TASKS`, or the defaults for a new task (its own image
-    ``images/<name-with-dashes>``, :data:`DEFAULT_RESOURCES`, :data:`DEFAULT_TIMEOUT`)."""
+    """The step's line in :data:`TASKS`; an unknown name is an error saying what to do."""
     if name in TASKS:
         return TASKS[name]
-    if not _NAME.match(name):
-        raise ValueError(
-            f"task name {name!r}: use the module name of tasks/<name>.py "
-            "(lowercase letters, digits and underscores)"
-        )
-    return TaskSpec(
-        name,
-        name.replace("_", "-"),
-        DEFAULT_RESOURCES,
-        DEFAULT_TIMEOUT,
-        f"Runs `python -m tasks.{name}` (not in dags/realtor/specs.py yet: default image, "
-        "resources and timeout).",
+    shape = "" if _NAME.match(name) else " (and a step name is lowercase letters, digits, '_')"
+    raise UnknownStepError(
+        f"step {name!r} is not in dags/realtor/specs.py's TASKS{shape}: add its line there "
+        f"(image, resources, timeout, summary), with the other files docs/pipeline.md's "
+        f'"Add a step" lists; known steps: {", ".join(TASKS)}'
     )
+
+
+def step_images() -> dict[str, str]:
+    """Each image a step builds, with the step that is its ENTRYPOINT (``images/<image>/``)."""
+    return {spec.image: spec.name for spec in TASKS.values() if spec.image_has_entrypoint}

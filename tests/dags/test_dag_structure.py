@@ -126,18 +126,15 @@ def test_replay_dag(load_dags) -> None:
     assert type(dag.timetable).__name__ == "NullTimetable"
 
 
-def test_a_new_task_needs_only_its_line_in_the_dag(load_dags, k8s_env, monkeypatch) -> None:
+def test_a_step_not_in_the_table_is_refused_with_what_to_do(k8s_env) -> None:
     from realtor.config import load_config
     from realtor.factory import BATCH_ID, pipeline_task
-    from realtor.specs import DEFAULT_TIMEOUT
+    from realtor.specs import UnknownStepError
 
-    local = pipeline_task("explain", ["--batch-id", BATCH_ID], config=load_config({}))
-    assert local.module == "tasks.explain"
-    assert local.execution_timeout == DEFAULT_TIMEOUT
-    pod = pipeline_task("explain", ["--batch-id", BATCH_ID], config=load_config(k8s_env))
-    assert pod.image == f"docker.io/realtor-mlops/explain:{k8s_env['PIPELINE_IMAGE_TAG']}"
-    assert pod.cmds == []  # its own image: the ENTRYPOINT is the task
-    with pytest.raises(ValueError, match="module name"):
+    for env in ({}, k8s_env):
+        with pytest.raises(UnknownStepError, match=r"'explain' is not in dags/realtor/specs.py"):
+            pipeline_task("explain", ["--batch-id", BATCH_ID], config=load_config(env))
+    with pytest.raises(UnknownStepError, match=r"Add a step.*known steps: fetch, validate"):
         pipeline_task("Explain-It", config=load_config({}))
 
 

@@ -204,9 +204,9 @@ def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others_when_a_core_
     """Their imports run while the first task runs, not when each task's turn comes; on a busy
     machine each launcher waits for its task's first run."""
     from airflow.sdk import DAG
-    from realtor import local
+    from realtor.local import pool
 
-    monkeypatch.setattr(local, "a_core_is_idle", lambda: idle)
+    monkeypatch.setattr(pool, "a_core_is_idle", lambda: idle)
 
     shutil.copytree(fake_repo / "faketasks" / "fake", fake_repo / "faketasks" / "second")
     with DAG("warm", schedule=None):
@@ -215,12 +215,12 @@ def test_the_first_task_of_a_dag_starts_the_launchers_of_the_others_when_a_core_
         first >> later
     try:
         first.execute(context={})
-        started = {module for (_, module, _) in local._launchers}
+        started = {module for (_, module, _) in pool._launchers}
         if not idle:
             assert started == {"faketasks.fake"}
             return
         assert started == {"faketasks.fake", "faketasks.second"}
-        waiting = local._launchers[(later.python, later.module, later.cwd)]
+        waiting = pool._launchers[(later.python, later.module, later.cwd)]
         result = later.execute(context={})
         assert result["ppid"] == waiting.process.pid  # forked by the launcher started early
     finally:

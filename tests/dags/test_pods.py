@@ -11,8 +11,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from kubernetes.client import ApiClient
+from realtor.specs import TASKS
 
 from tests.dags.conftest import REPO, SHA
+from tests.support import step_list
 
 sys.path.insert(0, str(REPO / "cluster" / "tools"))
 from pod_security import psa_violations  # the cluster checks' Pod Security rules
@@ -26,19 +28,19 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
     return psa_violations(pod["spec"], annotations, "restricted")
 
 
-POD_TASKS = [
-    ("realtor_pipeline", name)
-    for name in ("fetch", "validate", "drift_check", "train", "promote", "record")
-] + [("realtor_replay", "replay")]
-IMAGES = {
-    "fetch": "fetch",
-    "validate": "validate",
-    "drift_check": "drift-check",
-    "train": "train",
-    "promote": "promote",
-    "record": "fetch",
-    "replay": "fetch",
-}
+#: (DAG, step) of every step of the table, in the DAG that wires it (tests/support/step_list.py)
+DAG_OF = {name: dags[0] for name, dags in step_list.wired_steps(REPO).items()}
+POD_TASKS = [(DAG_OF[name], name) for name in TASKS]
+
+
+def test_every_dag_task_that_runs_a_step_is_a_step_of_the_table(k8s_bag) -> None:
+    pods = {
+        (dag_id, task.task_id)
+        for dag_id, dag in k8s_bag.dags.items()
+        for task in dag.tasks
+        if type(task).__name__ == "PipelinePodOperator"
+    }
+    assert pods == set(POD_TASKS)
 
 
 class _FakeTaskInstance:
@@ -97,8 +99,9 @@ def test_pod_runs_the_task_image_and_contract(k8s_bag, dag_id: str, task_id: str
     assert pod["metadata"]["namespace"] == "pipeline"
     assert spec["serviceAccountName"] == "pipeline-runner"
     assert spec["restartPolicy"] == "Never"
-    assert base["image"] == f"docker.io/realtor-mlops/{IMAGES[task_id]}:{SHA}"
-    if IMAGES[task_id] == task_id.replace("_", "-"):
+    image = TASKS[task_id].image
+    assert base["image"] == f"docker.io/realtor-mlops/{image}:{SHA}"
+    if image == task_id.replace("_", "-"):
         assert not base.get("command"), "the image's ENTRYPOINT is the task"
     else:
         assert base["command"] == ["python", "-m", f"tasks.{task_id}"]

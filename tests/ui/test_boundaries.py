@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import step_list
+
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ("fetch", "validate", "drift_check", "train", "promote", "record")
+STEPS = tuple(step_list.load_specs(REPO).TASKS)  # the one list of steps, dags/realtor/specs.py
 MODULES = (
     "ui.settings", "ui.errors", "ui.serving_client", "ui.sources", "ui.ledger_views",
     "ui.explain_plots", "ui.record_form", "ui.page_kit",

@@ -1,0 +1,169 @@
+"""Runs forked by a launcher (``realtor/launcher.py``): one fork server per task module in the
+tasks' interpreter, which imported the task's libraries once, and the runs it starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO
+
+from airflow.sdk.exceptions import AirflowException
+
+LAUNCHER = Path(__file__).parents[1] / "launcher.py"
+#: seconds a launcher may take to import its task's libraries
+LAUNCHER_START_TIMEOUT = 300
+#: lines of a launcher's log quoted when it fails
+LOG_TAIL_LINES = 20
+
+
+class Launcher:
+    """A fork server of one task module in the tasks' interpreter (``realtor/launcher.py``)."""
+
+    def __init__(self, python: str, module: str, cwd: str, env: dict[str, str]) -> None:
+        self.module = module
+        self.folder = Path(tempfile.mkdtemp(prefix="realtor-launcher-"))
+        self.socket_path = self.folder / "socket"
+        self.log_path = self.folder / "launcher.log"
+        command = [python, str(LAUNCHER), "--socket", str(self.socket_path), module]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.PIPE,  # its end of file tells the launcher to stop
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
+        assert self.process.stdout is not None
+        self._ready: list[bytes] = []
+        self._reader = threading.Thread(
+            target=lambda: self._ready.append(self.process.stdout.readline()),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        self._reader.start()  # it imports meanwhile: wait_ready() before the first run
+
+    def wait_ready(self) -> None:
+        """Wait until the launcher has imported its task's libraries; fail loudly if it can't."""
+        self._reader.join(LAUNCHER_START_TIMEOUT)
+        if not self._ready or self._ready[0].strip() != b"ready":
+            tail = self.log_tail()
+            self._end()  # the log stays, for a look
+            raise AirflowException(
+                f"the launcher of {self.module} did not start (PIPELINE_LOCAL_PRELOAD=1; 0 runs "
+                f"each task in a fresh interpreter); last lines of {self.log_path}:\n{tail}"
+            )
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def start(self, module: str, arguments: list[str], cwd: str, env: dict[str, str]) -> ForkedRun:
+        return ForkedRun(self, module, arguments, cwd, env)
+
+    def stop(self) -> None:
+        """End of file on its stdin: the launcher stops (see :meth:`close`)."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+
+    def _end(self) -> None:
+        self.stop()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        self._end()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ForkedRun:
+    """A task process forked by a :class:`Launcher`: pid, streams, exit code and peak RSS."""
+
+    def __init__(
+        self, launcher: Launcher, module: str, arguments: list[str], cwd: str, env: dict[str, str]
+    ) -> None:
+        from realtor.launcher import HEADER
+
+        self.launcher = launcher
+        self.returncode: int | None = None
+        self._answer: tuple[int, int] | None = None
+        self._answer_lock = threading.Lock()
+        payload = json.dumps({"module": module, "args": arguments, "cwd": cwd, "env": env})
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.connection.connect(str(launcher.socket_path))
+            socket.send_fds(
+                self.connection, [HEADER.pack(len(payload.encode()))], [out_write, err_write]
+            )
+            self.connection.sendall(payload.encode())
+            self.answers = self.connection.makefile("rb")
+            first = json.loads(self.answers.readline() or b"{}")
+        except (OSError, ValueError) as exc:
+            first = {"error": str(exc)}
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        if "pid" not in first:
+            os.close(out_read)
+            os.close(err_read)
+            self.connection.close()
+            raise AirflowException(
+                f"the launcher of {module} did not start the run: "
+                f"{first.get('error') or 'no answer'}; its log {launcher.log_path}:\n"
+                f"{launcher.log_tail()}"
+            )
+        self.pid: int = first["pid"]
+        self.stdout: IO[str] = open(out_read, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.stderr: IO[str] = open(err_read, encoding="utf-8", errors="replace")  # noqa: SIM115
+
+    def _result(self, timeout: float | None) -> tuple[int, int]:
+        # the run's thread and on_kill's may both ask; the first reads, the other gets the same
+        if not self._answer_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError(f"no exit status of pid {self.pid} in {timeout} s")
+        try:
+            if self._answer is None:
+                self._answer = self._read_result(timeout)
+            return self._answer
+        finally:
+            self._answer_lock.release()
+
+    def _read_result(self, timeout: float | None) -> tuple[int, int]:
+        self.connection.settimeout(timeout)
+        line = self.answers.readline()
+        self.connection.close()
+        if not line:
+            raise AirflowException(
+                f"the launcher of {self.launcher.module} ended during the run (pid {self.pid}); "
+                f"its log {self.launcher.log_path}:\n{self.launcher.log_tail()}"
+            )
+        answer = json.loads(line)
+        self.returncode = os.waitstatus_to_exitcode(answer["status"])
+        return self.returncode, int(answer["maxrss_kib"])
+
+    def wait(self) -> tuple[int, int]:
+        """Exit code and peak RSS in KiB, as the launcher reaped them."""
+        return self._result(None)
+
+    def wait_after_kill(self, timeout: float) -> None:
+        try:
+            self._result(timeout)
+        except (OSError, TimeoutError) as exc:
+            raise subprocess.TimeoutExpired(str(self.pid), timeout) from exc
