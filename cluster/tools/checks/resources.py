@@ -47,27 +47,12 @@ def dag_pods() -> list[tuple[str, list[dict]]]:
         ):
             sidecar = ast.literal_eval(node.value)
     out = []
-    tasks = dict(specs.TASKS)
-    default = getattr(specs, "DEFAULT_RESOURCES", None)
-    for name, spec in sorted(tasks.items()):
+    for name, spec in sorted(specs.TASKS.items()):  # the one list of steps: no defaults
         cs = [{"name": "base", "resources": spec.resources.as_k8s()}]
         cs.append(
             {"name": "airflow-xcom-sidecar", "resources": copy.deepcopy(sidecar) if sidecar else {}}
         )
         out.append((name, cs))
-    if default is not None:
-        out.append(
-            (
-                "(a task without a line in TASKS)",
-                [
-                    {"name": "base", "resources": default.as_k8s()},
-                    {
-                        "name": "airflow-xcom-sidecar",
-                        "resources": copy.deepcopy(sidecar) if sidecar else {},
-                    },
-                ],
-            )
-        )
     return out
 
 
