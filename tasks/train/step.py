@@ -7,13 +7,13 @@ fails: a model is never trained without a recorded reason). The steps (:func:`_t
 
 1. load: the curated batches of the batch's group and day up to and including it (the last
    ``TRAIN_WINDOW_BATCHES`` if set), the deterministic holdout split off, the training rows
-   capped at ``TRAIN_MAX_ROWS`` (:mod:`tasks.training_data`);
+   capped at ``TRAIN_MAX_ROWS`` (:mod:`tasks.train.training_data`);
 2. search: hyperparameters on an inner validation split, starting from the champion's
-   (:mod:`tasks.search`: the space, pruning, a budget sized by the rows);
+   (:mod:`tasks.train.search`: the space, pruning, a budget sized by the rows);
 3. fit: the model with the best hyperparameters on all training rows;
 4. evaluate: holdout metrics (dollars, log price, per status and price band) against the
    per-state median baseline (:mod:`tasks.core.evaluation`);
-5. log: the MLflow run and a new registered version (:mod:`tasks.training_log`);
+5. log: the MLflow run and a new registered version (:mod:`tasks.train.training_log`);
 6. record: the ``trainings`` row of the ledger.
 
 Training and scoring use ``TRAIN_THREADS`` OpenMP threads (0: :func:`tasks.core.threads.training_threads`
@@ -23,7 +23,7 @@ Idempotent: a batch with a training returns it.
 A failure ends the MLflow run FAILED: an exception unwinds the run, SIGTERM is turned into one
 (:func:`sigterm_raises`), and a run left RUNNING by a task killed outright (SIGKILL) is ended
 FAILED by the next train of the batch, tagged ``ended_by`` with why
-(:func:`tasks.training_log.end_abandoned_runs`).
+(:func:`tasks.train.training_log.end_abandoned_runs`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tasks.core import registry, threads
@@ -45,13 +44,13 @@ from tasks.core.lifecycle_ledger import find_drift_decision, find_training, reco
 from tasks.core.logs import get_logger
 from tasks.core.settings import TaskSettings
 from tasks.core.training_ledger import curated_batches, training_lock
+from tasks.train.records import Scores, run_record, training_row
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from tasks.train.search import SearchResult
     from tasks.train.training_data import TrainingData
-    from tasks.train.training_log import LoggedModel
 
 log = get_logger(__name__)
 
@@ -156,7 +155,7 @@ def _train(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_location=settings.mlflow_artifact_location,
             model_name=settings.model_name,
-            record=_run_record(
+            record=run_record(
                 batch, decision, data, search, fitted, fit_seconds, scores, settings, fit_threads
             ),
             fitted=fitted,
@@ -165,7 +164,7 @@ def _train(
             batches=batches,
             seed=settings.random_seed,
         )
-    training = _record(session, settings, batch, decision, data, scores, logged)
+    training = training_row(session, settings, batch, decision, data, scores, logged)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log.info(
         "train.registered",
@@ -265,28 +264,6 @@ def _fit(data: TrainingData, params: dict[str, Any], seed: int) -> tuple[Any, fl
     return fitted, time.perf_counter() - fit_started
 
 
-@dataclass
-class Scores:
-    """Step 4's outcome: the model's holdout metrics and the baseline's."""
-
-    metrics: dict[str, float]
-    baseline: dict[str, float]
-    medians: dict[str, float]
-
-    @property
-    def baseline_mae(self) -> float:
-        return self.baseline["mae"]
-
-    @property
-    def improvement(self) -> float:
-        from tasks.core import evaluation
-
-        return evaluation.improvement(self.metrics["mae"], self.baseline_mae)
-
-    def headline(self) -> dict[str, float]:
-        return {k: v for k, v in self.metrics.items() if k != "rows"}
-
-
 def _evaluate(fitted: Any, data: TrainingData) -> Scores:
     """Step 4: the holdout metrics, and the per-state median baseline on the same rows."""
     from tasks.core import evaluation, model
@@ -298,115 +275,6 @@ def _evaluate(fitted: Any, data: TrainingData) -> Scores:
         y_hold, evaluation.predict_state_medians(medians, data.holdout["state"])
     )
     return Scores(metrics=metrics, baseline=baseline, medians=medians)
-
-
-def _run_record(
-    batch: Batch,
-    decision: DriftDecision,
-    data: TrainingData,
-    search: SearchResult,
-    fitted: Any,
-    fit_seconds: float,
-    scores: Scores,
-    settings: TaskSettings,
-    fit_threads: int,
-) -> Any:
-    """Step 5's content: the run's tags, parameters and metrics (see :mod:`tasks.training_log`)."""
-    from tasks.core import model
-    from tasks.train.search import SEARCH_SPACE
-    from tasks.train.training_log import PARAM_PREFIX, RunRecord
-
-    reasons = list(decision.reasons or [])
-    batch_ids = json.dumps(data.batch_ids)
-    return RunRecord(
-        run_name=f"train-batch-{batch.id}",
-        tags={
-            "batch_id": str(batch.id),
-            "group_number": str(batch.group_number),
-            "day": batch.day,
-            "batch_number": str(batch.batch_number),
-            "decision_id": str(decision.id),
-            "decision_reasons": registry.tag_value(reasons),
-            "training_batch_ids": batch_ids,
-        },
-        params={
-            **{f"{PARAM_PREFIX}{k}": v for k, v in search.params.items()},
-            f"{PARAM_PREFIX}max_iter": model.DEFAULT_PARAMS["max_iter"],
-            f"{PARAM_PREFIX}iterations_used": int(
-                fitted.regressor_.named_steps["regressor"].n_iter_
-            ),
-            "target_transform": "log1p/expm1",
-            "holdout_share": settings.holdout_share,
-            "holdout_method": "blake2b(street|zip_code), else whole row",
-            "random_seed": settings.random_seed,
-            "train_max_rows": settings.train_max_rows,
-            "train_window_batches": settings.train_window_batches,
-            "train_time_budget_seconds": settings.train_time_budget_seconds,
-            "train_max_trials": settings.train_max_trials,
-            "train_search_row_budget": settings.train_search_row_budget,
-            "train_threads": fit_threads,
-            "search_trials": search.trials,
-            "search_pruned_trials": search.pruned,
-            "search_started_from": ",".join(search.started_from),
-            "search_space": SEARCH_SPACE.describe(),
-            "rows_read": data.rows_read,
-            "rows_train": len(data.train),
-            "rows_train_before_cap": data.rows_train_before_cap,
-            "rows_holdout": len(data.holdout),
-            "features": ",".join(model.FEATURES),
-        },
-        metrics={
-            **scores.headline(),
-            "baseline_mae": scores.baseline_mae,
-            "baseline_rmse": scores.baseline["rmse"],
-            "improvement_over_baseline": scores.improvement,
-            "mae_to_baseline_ratio": scores.metrics["mae"] / scores.baseline_mae,
-            "search_best_validation_mae": search.best_validation_mae,
-            "search_seconds": search.seconds,
-            "fit_seconds": fit_seconds,
-        },
-        reasons={"batch_id": batch.id, "decision_id": decision.id, "reasons": reasons},
-        state_medians=scores.medians,
-        version_tags={
-            "batch_id": str(batch.id),
-            "training_batch_ids": batch_ids,
-            "reasons": registry.tag_value(reasons),
-        },
-    )
-
-
-def _record(
-    session: Session,
-    settings: TaskSettings,
-    batch: Batch,
-    decision: DriftDecision,
-    data: TrainingData,
-    scores: Scores,
-    logged: LoggedModel,
-) -> Training:
-    """Step 6: the ledger's ``trainings`` row (the only ledger write of a training)."""
-    stored_metrics = {
-        **scores.headline(),
-        "baseline_mae": scores.baseline_mae,
-        "improvement_over_baseline": scores.improvement,
-    }
-    training, _ = record_training(
-        session,
-        Training(
-            batch_id=batch.id,
-            decision_id=decision.id,
-            mlflow_run_id=logged.run_id,
-            model_name=settings.model_name,
-            model_version=logged.version,
-            training_batch_ids=data.batch_ids,
-            metrics=stored_metrics,
-            rows_train=len(data.train),
-            rows_holdout=len(data.holdout),
-            holdout_share=settings.holdout_share,
-            reasons=list(decision.reasons or []),
-        ),
-    )
-    return training
 
 
 # --- the ledger's side: idempotence, refusals, adoption ---------------------------------------
