@@ -23,7 +23,8 @@ from tasks.core.ledger import BatchRecord, Ledger
 from tasks.core.lifecycle_ledger import record_batch_record
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
-from tasks.fetch.step import DeliveryRefusedError, FetchBlockedError, FetchInputs, run
+from tasks.fetch.ingest import DeliveryRefusedError
+from tasks.fetch.step import FetchBlockedError, FetchInputs, run
 from tasks.replay import step as replay
 from tests.data_api.server import running_data_api
 from tests.support.recording_proxy import RecordingProxy, recording_proxy
