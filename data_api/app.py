@@ -93,6 +93,39 @@ def _fault_response(mode: str, body: bytes) -> Response:
     return Response(content=body[: max(1, len(body) // 2)], media_type="application/json")
 
 
+async def _faulted(
+    fault: str,
+    service: DataService,
+    settings: Settings,
+    config: FaultConfig,
+    group_number: int,
+    day: str,
+) -> Response:
+    """The answer of a /data request the fault injector chose to fail."""
+    if fault == "timeout":
+        log.warning("fault_injected", mode=fault, group_number=group_number, day=day)
+        await asyncio.sleep(config.timeout_seconds)
+        return _fault_response(fault, b"")
+    if fault == "lost_answer":  # the cursor moves on, then the answer never arrives
+        try:
+            lost = await run_in_threadpool(service.next_batch, group_number, day)
+            log.warning(
+                "fault_injected", mode=fault, batch_number=lost.batch_number, rows=lost.rows
+            )
+        except EndOfDataError:
+            pass
+        return _fault_response(fault, b"")
+    log.warning("fault_injected", mode=fault, group_number=group_number, day=day)
+    body = b'{"detail":"' + settings.end_of_data_message.encode() + b'"}'
+    if fault == "malformed":
+        try:
+            peek = await run_in_threadpool(service.next_batch, group_number, day, advance=False)
+            body = peek.body
+        except EndOfDataError:
+            pass
+    return _fault_response(fault, body)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing is generated until the first ``/data`` request."""
     settings = settings or Settings()
@@ -140,31 +173,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/data")
     async def data(group_number: GroupNumber, day: Day = "Tuesday") -> Response:
         fault = faults.decide()
-        if fault == "timeout":
-            log.warning("fault_injected", mode=fault, group_number=group_number, day=day)
-            await asyncio.sleep(faults.config.timeout_seconds)
-            return _fault_response(fault, b"")
-        if fault == "lost_answer":  # the cursor moves on, then the answer never arrives
-            try:
-                lost = await run_in_threadpool(service.next_batch, group_number, day)
-                log.warning(
-                    "fault_injected", mode=fault, batch_number=lost.batch_number, rows=lost.rows
-                )
-            except EndOfDataError:
-                pass
-            return _fault_response(fault, b"")
         if fault is not None:
-            log.warning("fault_injected", mode=fault, group_number=group_number, day=day)
-            body = b'{"detail":"' + settings.end_of_data_message.encode() + b'"}'
-            if fault == "malformed":
-                try:
-                    peek = await run_in_threadpool(
-                        service.next_batch, group_number, day, advance=False
-                    )
-                    body = peek.body
-                except EndOfDataError:
-                    pass
-            return _fault_response(fault, body)
+            return await _faulted(fault, service, settings, faults.config, group_number, day)
         try:
             batch = await run_in_threadpool(service.next_batch, group_number, day)
         except EndOfDataError:
