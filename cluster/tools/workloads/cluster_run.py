@@ -22,6 +22,7 @@ import render
 from workloads import discover, smoke, stores
 from workloads.container import Workload
 from workloads.environment import Sources
+from workloads.network import free_port
 from workloads.runner import Run
 from workloads.venvs import venv_for
 
@@ -31,7 +32,21 @@ LOG_GROOMER = (
     "runs /clean-logs, a script of the apache/airflow base image (not in this repository); "
     "it only deletes old log files"
 )
+AIRFLOW_HEALTH = {  # container -> its part of /api/v2/monitor/health
+    "scheduler": "scheduler",
+    "dag-processor": "dag_processor",
+    "triggerer": "triggerer",
+}
 TRAIN_BUDGET = {"TRAIN_TIME_BUDGET_SECONDS": "3", "TRAIN_MAX_TRIALS": "1", "TRAIN_THREADS": "1"}
+
+
+def log_server_ports() -> dict[str, str]:
+    """Airflow's log servers (scheduler 8793, triggerer 8794) on free ports: nothing here may
+    take a fixed port that another run could hold."""
+    return {
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+    }
 
 
 def airflow_env() -> dict[str, str]:
@@ -41,6 +56,7 @@ def airflow_env() -> dict[str, str]:
         "PIPELINE_RUNTIME": "local",
         "PIPELINE_TASKS_PYTHON": str(tasks_venv / "bin" / "python"),
         "PIPELINE_REPO_ROOT": str(REPO),
+        **log_server_ports(),
     }
 
 
@@ -124,11 +140,18 @@ class ClusterRun:
                 url, token, "realtor_replay", {"group_number": 3, "day": "Tuesday"}
             )
 
-        if self.run.smoke(api.name, "realtor_replay triggered, waited: success", trigger):
-            for w in components:
-                if w is not api and self.run.outcomes[w.name].ok:
-                    self.run.outcome(w.name).smoke = self.run.now()
-                    self.run.outcome(w.name).smoke_what = "ran its part of that DAG run"
+        if not self.run.smoke(api.name, "realtor_replay triggered, waited: success", trigger):
+            return
+        # the others: their heartbeats in the metadata database, as the API reports them
+        health = smoke.airflow_health(url)
+        for w in components:
+            part = AIRFLOW_HEALTH.get(w.name.split("/")[-1])
+            if w is not api and part:
+                self.run.smoke(w.name, f"{part} healthy (its heartbeat in the database); "
+                               "the DAG run above needed it",
+                               lambda part=part: smoke.check(
+                                   health.get(part, {}).get("status") == "healthy",
+                                   f"/api/v2/monitor/health says {part}: {health.get(part)}"))  # fmt: skip
 
     def pipeline_pods(self) -> str | None:
         """--help of each pod; fetch for real; train and promote on a curated batch."""

@@ -6,7 +6,8 @@ The stores are the ones the file names, run here: `postgres` (a private server m
 postgres image makes it: POSTGRES_USER a superuser with POSTGRES_PASSWORD, POSTGRES_DB, then
 compose/postgres-init.sql) and `s3` (`weed mini` with the service's own command flags and
 credentials). Prometheus and Grafana are not our images: not run. Overrides, as for the
-cluster: Airflow's [api] port and host (its port is not an argument)."""
+cluster: Airflow's [api] port and host and [core] execution_api_server_url (its port is no
+argument, so it cannot be moved like the others')."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from workloads import backing, compose_spec, discover, smoke
+from workloads.cluster_run import log_server_ports
 from workloads.container import Workload
 from workloads.environment import Sources
 from workloads.network import free_port
@@ -64,6 +66,12 @@ class ComposeRun:
                 container, pod, discover.image_spec(image[0], image[1]),
             )  # fmt: skip
             workload.links = {t: (REPO / s).resolve() for t, s in binds.items()}
+            if "x-healthcheck" not in container and workload.spec.healthcheck:
+                # no healthcheck in the file: Compose runs the image's HEALTHCHECK
+                container["x-healthcheck"] = {
+                    "exec": {"command": workload.spec.healthcheck},
+                    "periodSeconds": 1,
+                }
             for port in container["ports"]:
                 workload.ports[port["containerPort"]] = free_port()
                 run.net.add(
@@ -137,9 +145,15 @@ class ComposeRun:
             lambda: smoke.data_api_batch(self.url("data-api", 8090)),
         )
         airflow = self.workloads["airflow"]
+        port = airflow.ports[8080]
         self.launch(
             "airflow",
-            {"AIRFLOW__API__PORT": str(airflow.ports[8080]), "AIRFLOW__API__HOST": "127.0.0.1"},
+            {  # its port is no argument: [api] port and host, and where tasks reach that API
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                **log_server_ports(),
+            },
         )
         self.airflow_smoke()
         self.launch("serving")

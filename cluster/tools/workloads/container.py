@@ -63,6 +63,9 @@ def _roots(workload: Workload) -> list[str]:
     roots |= {c.dest.rstrip("/") for c in spec.copies}
     roots |= set(spec.files) | set(spec.venvs) | set(workload.links)
     roots |= {m["mountPath"].rstrip("/") for m in workload.container.get("volumeMounts") or []}
+    for root in list(roots):  # a folder that holds one of them, e.g. /opt/realtor for tasks/
+        parents = [str(p) for p in Path(root).parents if len(p.parts) > 2]
+        roots |= {p for p in parents if not p.startswith("/usr")}
     return sorted((r for r in roots if r not in ("", "/")), key=len, reverse=True)
 
 

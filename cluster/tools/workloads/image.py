@@ -44,6 +44,7 @@ class ImageSpec:
     lock: str | None = None  # the lock `pip install -r` installs into the image's Python
     venvs: dict[str, str] = field(default_factory=dict)  # `python -m venv DIR` -> its lock
     files: dict[str, str] = field(default_factory=dict)  # path -> content, from a base image
+    healthcheck: list[str] | None = None  # HEALTHCHECK CMD (what compose runs by default)
 
 
 # The official apache/airflow image (docs: "Docker Image for Apache Airflow", entrypoint):
@@ -136,6 +137,9 @@ def read_image(
             spec.entrypoint, spec.cmd = _exec_form(value), []  # ENTRYPOINT resets CMD
         elif instruction == "CMD":
             spec.cmd = _exec_form(value)
+        elif instruction == "HEALTHCHECK":
+            _, _, command = value.partition("CMD")
+            spec.healthcheck = _exec_form(command) if command.strip() else None
         elif instruction == "RUN" and "pip install" in value:
             _read_install(spec, value)
         elif instruction in ("COPY", "ADD"):

@@ -3,12 +3,13 @@ cluster tree (and the DAG's pods) and docker-compose.yaml - with one line per wo
 (started / ready / smoke call passed, with seconds) and the whole run's time. Exit status 1
 when any workload failed, saying what failed and where its log is.
 
-Usage: python cluster/tools/workloads [--only cluster|compose] [--keep DIR]
+Usage: python cluster/tools/workloads [--only cluster|compose] [--keep DIR] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cluster-run", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("cluster", "compose"))
     parser.add_argument("--keep", type=Path, help="run folder to keep (logs, roots)")
+    parser.add_argument("--json", type=Path, help="also write every outcome to this file")
     args = parser.parse_args(argv)
     started = time.monotonic()
     root = args.keep or Path(tempfile.mkdtemp(prefix="cluster-run-"))
@@ -45,7 +47,13 @@ def main(argv: list[str]) -> int:
             print(outcome.line())
             if not outcome.ok:
                 failed.append((outcome.name, run.details.get(outcome.name, outcome.error)))
-    print(f"\nwhole run: {time.monotonic() - started:.1f}s")
+    total = time.monotonic() - started
+    print(f"\nwhole run: {total:.1f}s")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "seconds": total,
+            "outcomes": [o.__dict__ | {"ok": o.ok} for _, run in runs for o in run.outcomes.values()],
+        }, indent=1))  # fmt: skip
     if failed:
         print(f"\n{len(failed)} failed:")
         for name, detail in failed:

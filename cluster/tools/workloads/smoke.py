@@ -125,6 +125,12 @@ def airflow_token(url: str, username: str, password: str) -> str:
     return response.json()["access_token"]
 
 
+def airflow_health(url: str) -> dict:
+    response = httpx.get(f"{url}/api/v2/monitor/health", timeout=30)
+    check(response.status_code == 200, f"health answered {response.status_code}")
+    return response.json()
+
+
 def airflow_dag_run(url: str, token: str, dag_id: str, conf: dict, budget: float = 300) -> str:
     """Unpause ``dag_id``, trigger a run through the REST API, wait for it through the API's
     own wait endpoint; the run must end in success."""
