@@ -75,7 +75,12 @@ def data_api_batch(url: str) -> int:
     return rows
 
 
-def serving_predict(url: str, version: str) -> float:
+def serving_predict(url: str, version: str | None) -> float:
+    """Wait for /ready (a model loaded: compose's healthcheck asks only /health), predict."""
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+        check(time.monotonic() < deadline, "serving never became ready (/ready) in 120 s")
+        time.sleep(1)
     response = httpx.post(f"{url}/predict", json=HOUSE, timeout=60)
     check(
         response.status_code == 200,
