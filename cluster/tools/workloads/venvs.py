@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-CACHE = Path(os.environ.get("WORKLOAD_VENV_CACHE", REPO / ".cache" / "workload-venvs"))
+CACHE = REPO / ".cache" / "workload-venvs"
 PYTHON_VERSION = "3.11"
 
 
