@@ -14,6 +14,8 @@ import pytest
 from tests.support import programs
 
 REPO = Path(__file__).resolve().parents[2]
+# the run (in the first test's set-up) takes 4-10 minutes, longer beside other work
+pytestmark = pytest.mark.timeout(1800)
 
 SMOKED = [
     "mlflow/mlflow/mlflow",
