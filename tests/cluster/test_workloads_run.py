@@ -61,8 +61,6 @@ NOT_RUN = [  # with the reason the output gives
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     for program in ("initdb, pg_ctl", "weed", "chromium", "airflow"):
         programs.require(program)
-    if sys.platform != "linux":
-        pytest.skip("the workloads run as Linux processes")
     folder = tmp_path_factory.mktemp("cluster-run")
     out = folder / "report.json"
     done = subprocess.run(
