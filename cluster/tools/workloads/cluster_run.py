@@ -183,12 +183,10 @@ class ClusterRun:
     def train_and_promote(self) -> str | None:
         from workloads import model_batch
 
-        pipeline = self.sources(self.by_name["pipeline/realtor_pipeline.train"])
         env = {
             k: self.run.net.rewrite(v, "pipeline")
             for k, v in {**self.config_maps[("pipeline", "pipeline-env")], **self.secrets[("pipeline", "pipeline-secrets")]}.items()
         }  # fmt: skip
-        del pipeline
         batch_id = model_batch.curated_batch(env)
         version = None
         for step in ("train", "promote"):

@@ -198,7 +198,7 @@ def run_compose(run: Run) -> None:
     for name in plan.services:
         if name not in plan.workloads:
             run.outcome(f"compose/{name}").skipped = (
-                "started here as the store it is (see postgres/s3 above)"
+                "upstream image: a local server with its settings stands in (the store the others use)"
                 if name in ("postgres", "s3")
                 else NOT_OURS
             )
