@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 AIRFLOW_PY := $(AIRFLOW_VENV)/bin/python
 
-.PHONY: help setup vendor preflight lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate airflow bench clean
+.PHONY: help setup vendor preflight lock demo demo-fetch serve test test-dags test-e2e test-fast lint format validate cluster-run airflow bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -119,6 +119,11 @@ lint: setup ## ruff lint and format check; the layers' import contracts (pyproje
 format: setup ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Every workload of our images started here from its rendered spec (and compose's), against TLS
+# PostgreSQL and SeaweedFS, each waited for by its own probe and smoke-called: docs/cluster.md.
+cluster-run: setup ## start our workloads from their rendered specs and compose, probe and smoke-call each
+	$(PY) cluster/tools/workloads $(CLUSTER_RUN_ARGS)
 
 airflow: setup ## Airflow UI + scheduler on http://127.0.0.1:8080 with this repo's DAGs (local runtime)
 	scripts/airflow_local.sh

@@ -13,7 +13,8 @@
 #   4. checkov            security checks on the manifests (skips justified in .checkov.yaml)
 #   5. shellcheck         every script
 #   6. bats               the bootstrap scripts in dry-run mode, all three topologies
-#   7. pytest             tests/cluster (every check's negative tests, preflight, manifests)
+#   7. pytest             tests/cluster (every check's negative tests, preflight, manifests, and
+#                         make cluster-run: our workloads started from their specs, smoke-called)
 #
 # Charts and schemas: $SHARED_DIR, else .cache/vendor (`make vendor`), else ../shared
 # (cluster/tools/vendor.py). Tools: PYTHON, CHECKOV, SHELLCHECK, BATS override the defaults

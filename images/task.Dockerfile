@@ -15,7 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LOG_FORMAT=json \
     HOME=/tmp \
-    MPLCONFIGDIR=/tmp/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib \
+    TASK_MODULE=tasks.${TASK}
 
 WORKDIR /app
 COPY images/${IMAGE}/requirements.txt /tmp/requirements.txt
@@ -23,9 +24,10 @@ RUN pip install --no-deps -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
 COPY pyproject.toml README.md LICENSE /app/
 COPY tasks/ /app/tasks/
+# The entrypoint is a file of this repository (not written by a RUN), so what the image runs can
+# be read and run without building it (make cluster-run).
+COPY --chmod=0755 images/task-entrypoint.sh /usr/local/bin/task
 RUN pip install --no-deps /app \
-    && printf '#!/bin/sh\nexec python -m tasks.%s "$@"\n' "${TASK}" > /usr/local/bin/task \
-    && chmod 0755 /usr/local/bin/task \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin task
 
 # The pod runs with a read-only root filesystem: only /tmp (an emptyDir) is writable.

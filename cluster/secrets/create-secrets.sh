@@ -116,8 +116,14 @@ apply_secret mlflow mlflow-secrets Opaque \
   AWS_ACCESS_KEY_ID=mlflow "AWS_SECRET_ACCESS_KEY=${S3_MLFLOW}"
 
 step "4. Airflow (namespace airflow)"
+# Airflow derives its async engine's URL (asyncpg) from the sync one unless
+# [database] sql_alchemy_conn_async is set, and asyncpg refuses libpq's sslmode
+# ("connect() got an unexpected keyword argument 'sslmode'"): the async URL is a Secret of its own,
+# with asyncpg's own TLS parameter (ssl=require), read as AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC.
 apply_secret airflow airflow-metadata Opaque \
   "connection=postgresql+psycopg2://airflow:${PG_AIRFLOW}@${PG_HOST}:5432/airflow?sslmode=require"
+apply_secret airflow airflow-metadata-async Opaque \
+  "connection=postgresql+asyncpg://airflow:${PG_AIRFLOW}@${PG_HOST}:5432/airflow?ssl=require"
 apply_secret airflow airflow-fernet-key Opaque "fernet-key=$(openssl rand -base64 32 | tr '+/' '-_')"
 apply_secret airflow airflow-api-secret-key Opaque "api-secret-key=$(openssl rand -hex 32)"
 apply_secret airflow airflow-jwt-secret Opaque "jwt-secret=$(openssl rand -hex 32)"

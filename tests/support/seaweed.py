@@ -92,6 +92,7 @@ class SeaweedServer:
             f"http://127.0.0.1:{self.s3_port}", "test-access", "test-secret-for-tests-only", bucket
         )
         self.process = None
+        self.extra_args: list[str] = []  # more `weed mini` flags (e.g. -s3.config=FILE)
 
     def start(self) -> S3Endpoint:
         command = [
@@ -109,6 +110,7 @@ class SeaweedServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             *(f"-{name}={port}" for name, port in self.ports.items()),
+            *self.extra_args,
         ]
         log_path = self.workdir / "weed.log"
         env = {
