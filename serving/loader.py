@@ -1,6 +1,7 @@
 """Load one registered version: download, compile the fast path, build the explainer, warm up.
 
-Everything slow happens here, on the watcher's thread, before the version is swapped in: the
+Everything slow happens here, before the version is swapped in: in a preparation worker process
+(:mod:`serving.preparation`), or, when none can run, on the watcher's thread: the
 model's own predict, the compiled fast path and the explainer all run once on the warm-up rows,
 and the fast path must give the same prices as the model's own predict on them (else the
 version is served by its own predict, loudly: see :func:`serving.decisions.fast_path_status`).
@@ -9,6 +10,7 @@ version is served by its own predict, loudly: see :func:`serving.decisions.fast_
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from serving.decisions import fast_path_status
 from serving.ranges import ARTIFACT, FeatureRanges
+from serving.settings import ServingSettings
 from serving.state import LoadedModel, ModelMetadata, native_predict
 from tasks.core.logs import get_logger
 
@@ -68,6 +71,18 @@ WARMUP_RECORDS: tuple[dict[str, Any], ...] = (
         "prev_sold_date": dt.date(1850, 12, 31),
     },
 )
+
+
+def configure_mlflow(settings: ServingSettings) -> None:
+    """Point MLflow at the registry with short timeouts (its defaults retry for minutes)."""
+    import mlflow
+
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.mlflow_timeout_seconds)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow_max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
 
 
 def registry_metadata(client: Any, name: str, version: str) -> ModelMetadata:

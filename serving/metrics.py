@@ -106,6 +106,35 @@ class ServingMetrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
             registry=r,
         )
+        self.preparations = Counter(
+            "realtor_model_preparations_total",
+            "Versions prepared (loaded, compiled, checked), by where: worker or serving_process",
+            ["where"],
+            registry=r,
+        )
+        self.preparation_fallbacks = Counter(
+            "realtor_model_preparation_fallbacks_total",
+            "Versions prepared in the serving process because a worker could not (requests "
+            "waited for that load)",
+            registry=r,
+        )
+        self.preparation_worker_failures = Counter(
+            "realtor_model_preparation_worker_failures_total",
+            "Preparation workers that died or timed out (the previous version kept serving)",
+            ["reason"],
+            registry=r,
+        )
+        self.prepared_in_worker = Gauge(
+            "realtor_model_prepared_in_worker",
+            "1 if the served version was prepared off the request path, in a worker process",
+            registry=r,
+        )
+        self.handover_seconds = Histogram(
+            "realtor_model_handover_seconds",
+            "What a worker-prepared version cost the serving process: map and unpickle",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.registry_up = Gauge(
             "realtor_registry_up", "1 if the last poll of the model registry succeeded", registry=r
         )
@@ -140,6 +169,10 @@ class ServingMetrics:
         )
         for reason in ("queue_full", "db_error"):
             self.inference_dropped.labels(reason)
+        for where in ("worker", "serving_process"):
+            self.preparations.labels(where)
+        for reason in ("died", "timeout"):
+            self.preparation_worker_failures.labels(reason)
         self._version_lock = threading.Lock()
         self._version_labels: tuple[str, str, str, str] | None = None
 

@@ -111,6 +111,7 @@ def model_document(
             "explain_enabled": model.fast_path.explain_enabled,
             "explain_reason": model.fast_path.explain_reason,
         },
+        "preparation": model.preparation.as_dict(),
         "input_checks": {
             "enabled": model.ranges is not None,
             "reason": model.ranges_reason if model.ranges is None else None,

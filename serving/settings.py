@@ -56,6 +56,30 @@ class ServingSettings(ConnectionSettings):
     mlflow_max_retries: int = Field(
         1, ge=0, description="MLflow client retries per call (its default, 7, takes minutes)"
     )
+    prepare_in_worker: bool = Field(
+        True,
+        description="load, compile and check each version in a spawned worker process, off the "
+        "request path; false: in the serving process (requests wait for each load)",
+    )
+    prepare_dir: str | None = Field(
+        None,
+        description="where a worker leaves the prepared arrays for serving to map; unset: "
+        "/dev/shm (tmpfs), else the temp directory",
+    )
+    prepare_timeout_seconds: float = Field(
+        600.0, gt=0, description="a preparation worker still busy after this long is killed"
+    )
+    prepare_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="the preparation worker's niceness (CPU priority below serving)",
+    )
+    challenger_alias: str | None = Field(
+        None,
+        description="also prepare the version carrying this alias (a shadow challenger) and hold "
+        "it beside the served one; unset: none",
+    )
 
     # request path
     max_batch_rows: int = Field(1000, ge=1, description="most records one /predict accepts")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,6 +21,33 @@ class FastPathStatus:
     reason: str | None = None
     explain_enabled: bool = True
     explain_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparationStatus:
+    """Where a version was loaded, compiled and checked, and what the serving process paid.
+
+    ``where`` is ``worker`` (a spawned process prepared it; serving only mapped the shared form
+    and unpickled its small in-band part: ``handover_seconds``) or ``serving_process`` (today's
+    path, in a thread of the serving process: loud unless it was asked for, ``reason`` says why).
+    """
+
+    where: Literal["worker", "serving_process"] = "serving_process"
+    reason: str | None = "prepared in the serving process (no worker was asked for)"
+    handover_seconds: float | None = None  # serving's own cost: map + unpickle (worker only)
+    shared_bytes: int | None = None  # the arrays shared with the worker's file (worker only)
+    inband_bytes: int | None = None  # what serving unpickled itself (worker only)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "reason": self.reason,
+            "handover_ms": (
+                None if self.handover_seconds is None else round(self.handover_seconds * 1000, 2)
+            ),
+            "shared_bytes": self.shared_bytes,
+            "inband_bytes": self.inband_bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,7 +69,9 @@ class LoadedModel:
     alias: str
     loaded_at: dt.datetime
     load_seconds: float
-    native: Any  # the registered model (sklearn TransformedTargetRegressor)
+    #: the registered model (sklearn TransformedTargetRegressor). A version prepared in a worker
+    #: whose fast path serves leaves it there (None): nothing on the request path calls it.
+    native: Any | None
     fast: Any | None  # serving.fast_model.FastModel, None when it refused the pipeline
     explainer: Any | None  # serving.explain.Explainer, None when it could not be built
     fast_path: FastPathStatus
@@ -50,6 +79,7 @@ class LoadedModel:
     #: serving.ranges.FeatureRanges of the training data; None: no warnings (``ranges_reason``)
     ranges: Any | None = None
     ranges_reason: str | None = "no training ranges were loaded for this version"
+    preparation: PreparationStatus = field(default_factory=PreparationStatus)
 
     def predict(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Prices in dollars for canonical records (the fast path, else the model's own)."""
@@ -61,6 +91,11 @@ class LoadedModel:
 
     def predict_native(self, records: list[dict[str, Any]]) -> np.ndarray:
         """The registered model's own predict: the reference the fast path must match."""
+        if self.native is None:
+            raise RuntimeError(
+                f"v{self.version} was prepared in a worker with its fast path on: the registered "
+                "model stayed there (the request path never needs it)"
+            )
         return native_predict(self.native, records)
 
 

@@ -1,0 +1,296 @@
+"""What a model swap costs the requests in flight: steady, three swaps, three challenger loads.
+
+One ``python -m serving`` on the full-scale model (``bench/swap_store.py``: batches 1-3 at full
+scale, four versions), driven by ``wrk`` at 8 connections (single-record ``POST /predict``,
+200 distinct realistic bodies), three phases of the same length in one session:
+
+- steady: nothing happens but requests;
+- swaps: the ``production`` alias moves v2 -> v4 -> v3 -> v2, each move as soon as the last
+  version is served (``/model``);
+- challengers: the ``challenger`` alias (``SERVING_CHALLENGER_ALIAS``) moves to v4, v3, v1,
+  each as soon as the last one is held (the service's ``model.challenger_loaded`` log line).
+
+Each phase reports requests per second, p50/p99/max latency and failures (wrk's connect, read,
+write, timeout errors and non-2xx answers), and the service's RSS: ``VmRSS`` after the phase
+and ``VmHWM`` (the kernel's high-water mark) so far, so the challenger phase shows two models
+held against one. A client polls ``/model`` every 0.2 s in every phase (the same load in each).
+``--in-process`` runs steady and swaps again on a second service with
+``SERVING_PREPARE_IN_WORKER=false`` (the path before issue 21), for comparison.
+
+    .venv/bin/python bench/swap_latency.py                    # ~5 minutes (+3 for the store)
+    .venv/bin/python bench/swap_latency.py --seconds 20 --in-process
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+
+from bench.payloads import realistic_records  # noqa: E402
+from bench.serving import current_rss_mib, free_port, peak_rss_mib, say  # noqa: E402
+from bench.swap_store import ensure_store  # noqa: E402
+from scripts.local_apps import background  # noqa: E402
+
+PYTHON = REPO / ".venv" / "bin" / "python"
+SWAPS = ("4", "3", "2")  # production starts on v2
+CHALLENGERS = ("4", "3", "1")
+
+LUA = """
+local bodies = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"},
+                    bodies[(i %% #bodies) + 1])
+end
+done = function(s, latency, requests)
+  io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "connect": %%d, ' ..
+    '"read": %%d, "write": %%d, "status": %%d, "timeout": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
+    '"max_us": %%d}\\n', s.requests, s.duration, s.errors.connect, s.errors.read,
+    s.errors.write, s.errors.status, s.errors.timeout, latency:percentile(50),
+    latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class Phase:
+    name: str
+    wrk: dict = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    rss_mib: float = 0.0
+    peak_mib: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def per_second(self) -> float:
+        return self.wrk["requests"] / (self.wrk["duration_us"] / 1e6)
+
+    @property
+    def failures(self) -> int:
+        keys = ("connect", "read", "write", "status", "timeout")
+        return sum(self.wrk[k] for k in keys)
+
+    def ms(self, key: str) -> float:
+        return self.wrk[key] / 1000
+
+
+def lua_script(directory: Path) -> Path:
+    bodies = [json.dumps(r, separators=(",", ":")) for r in realistic_records(200)]
+    script = directory / "predict.lua"
+    script.write_text(LUA % ",".join(f"[==[{b}]==]" for b in bodies))
+    return script
+
+
+def wrk(url: str, script: Path, seconds: float, connections: int) -> subprocess.Popen[str]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), url]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wrk_result(process: subprocess.Popen[str]) -> dict:
+    out, _ = process.communicate()
+    for line in out.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line.removeprefix("WRKJSON "))
+    raise SystemExit(f"wrk gave no summary:\n{out}")
+
+
+class ModelPoller:
+    """GET /model every 0.2 s (in every phase alike); remembers the served version."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.version, self._stop = url, None, threading.Event()
+        self.document: dict = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.wait(0.2):
+                try:
+                    self.document = client.get(f"{self.url}/model").json()
+                    self.version = self.document.get("version")
+                except httpx.HTTPError:
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
+        name, alias, version
+    )
+
+
+def count_in_log(log_path: Path, event: str) -> int:
+    return log_path.read_text(errors="replace").count(f'"{event}"')
+
+
+def run_phase(name: str, ctx: dict, moves: tuple[str, ...], alias: str | None) -> Phase:
+    """One wrk run; with ``alias``, move it through ``moves``, each after the last landed."""
+    phase = Phase(name)
+    load_before = os.getloadavg()[0]
+    poller = ModelPoller(ctx["url"])
+    time.sleep(0.5)
+    runner = wrk(ctx["url"], ctx["script"], ctx["seconds"], ctx["connections"])
+    started = time.monotonic()
+    time.sleep(3)
+    for version in moves if alias else ():
+        loaded_before = count_in_log(ctx["log"], "model.challenger_loaded")
+        moved = time.monotonic()
+        set_alias(ctx["tracking_uri"], ctx["model_name"], alias, version)
+        while time.monotonic() - started < ctx["seconds"]:
+            if alias == "production" and poller.version == version:
+                break
+            if alias != "production" and count_in_log(ctx["log"], "model.challenger_loaded") > (
+                loaded_before
+            ):
+                break
+            time.sleep(0.1)
+        else:
+            phase.events.append(f"{alias} -> v{version}: not done within the phase")
+            break
+        prep = poller.document.get("preparation", {}) if alias == "production" else {}
+        phase.events.append(
+            f"{alias} -> v{version} in {time.monotonic() - moved:.1f} s"
+            + (f" (handover {prep.get('handover_ms')} ms, {prep.get('where')})" if prep else "")
+        )
+    phase.wrk = wrk_result(runner)
+    poller.stop()
+    phase.rss_mib = current_rss_mib(ctx["pid"])
+    phase.peak_mib = peak_rss_mib(ctx["pid"])
+    phase.load = (load_before, os.getloadavg()[0])
+    say(f"{name}: {phase.per_second:.0f} req/s, p50 {phase.ms('p50_us'):.1f} ms, "
+        f"p99 {phase.ms('p99_us'):.1f} ms, max {phase.ms('max_us'):.1f} ms, "
+        f"{phase.failures} failed; RSS {phase.rss_mib:.0f} MiB, peak {phase.peak_mib:.0f} MiB; "
+        f"load {phase.load[0]:.1f} -> {phase.load[1]:.1f}; {'; '.join(phase.events)}")  # fmt: skip
+    return phase
+
+
+def serve_and_measure(store: dict, args: argparse.Namespace, workdir: Path, **extra: str) -> list:
+    uri, name = store["tracking_uri"], store["model_name"]
+    set_alias(uri, name, "production", "2")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, registry_uri=uri)
+    with contextlib.suppress(Exception):  # absent: fine
+        client.delete_registered_model_alias(name, "challenger")
+    port = free_port()
+    run_dir = Path(tempfile.mkdtemp(prefix="swap-run-", dir=workdir))
+    (run_dir / "lake").mkdir()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "MODEL_NAME": name,
+        "SERVING_PORT": str(port),
+        "SERVING_POLL_INTERVAL_SECONDS": str(args.poll),
+        "SERVING_CHALLENGER_ALIAS": "challenger",
+        "LEDGER_URL": f"sqlite:///{run_dir / 'ledger.db'}",
+        "STORAGE_URL": (run_dir / "lake").as_uri(),
+        "SERVING_LOG_FORMAT": "json",
+        **extra,
+    }
+    log_path = run_dir / "serving.log"
+    url = f"http://127.0.0.1:{port}"
+    with background(
+        "serving", [str(PYTHON), "-m", "serving"], env, f"{url}/ready", timeout=300,
+        log_path=log_path,
+    ) as served:  # fmt: skip
+        say(f"serving ready (pid {served.pid}), RSS {current_rss_mib(served.pid):.0f} MiB")
+        ctx = {
+            "url": url,
+            "script": lua_script(run_dir),
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "tracking_uri": uri,
+            "model_name": name,
+            "log": log_path,
+            "pid": served.pid,
+        }
+        wrk_result(wrk(url, ctx["script"], 5, args.connections))  # warm-up
+        phases = [run_phase("steady", ctx, (), None)]
+        phases.append(run_phase("three swaps", ctx, SWAPS, "production"))
+        if not extra:
+            phases.append(run_phase("three challenger loads", ctx, CHALLENGERS, "challenger"))
+    say(f"logs: {run_dir}")
+    return phases
+
+
+def table(phases: list[Phase]) -> str:
+    lines = [
+        "| phase | requests/s | p50 ms | p99 ms | max ms | failed | RSS after MiB | peak RSS MiB "
+        "| load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in phases:
+        lines.append(
+            f"| {p.name} | {p.per_second:,.0f} | {p.ms('p50_us'):.1f} | {p.ms('p99_us'):.1f} | "
+            f"{p.ms('max_us'):.1f} | {p.failures} | {p.rss_mib:.0f} | {p.peak_mib:.0f} | "
+            f"{p.load[0]:.1f} -> {p.load[1]:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(phases: list[Phase]) -> list[str]:
+    steady, out = phases[0], []
+    for p in phases[1:]:
+        p99, top = p.ms("p99_us") / steady.ms("p99_us"), p.ms("max_us") / steady.ms("max_us")
+        rate = p.per_second / steady.per_second
+        out.append(
+            f"{p.name}: p99 {p99:.2f}x steady (target <= 1.5x: {'met' if p99 <= 1.5 else 'MISSED'}"
+            f"), max {top:.2f}x (<= 3x: {'met' if top <= 3 else 'MISSED'}), throughput "
+            f"{rate:.0%} (>= 90%: {'met' if rate >= 0.9 else 'MISSED'}), {p.failures} failed"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "swap-bench")
+    parser.add_argument("--seconds", type=float, default=45.0)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--poll", type=float, default=0.5, help="the service's poll interval")
+    parser.add_argument("--in-process", action="store_true", help="also the path before")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    say(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    store = ensure_store(args.workdir)
+    say(f"store: {json.dumps(store)}")
+    phases = serve_and_measure(store, args, args.workdir)
+    say("")
+    say(table(phases))
+    for line in verdicts(phases):
+        say(f"- {line}")
+    if args.in_process:
+        say("\nthe same, prepared in the serving process (SERVING_PREPARE_IN_WORKER=false):")
+        before = serve_and_measure(store, args, args.workdir, SERVING_PREPARE_IN_WORKER="false")
+        say(table(before))
+        for line in verdicts(before):
+            say(f"- {line}")
+    say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

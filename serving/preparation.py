@@ -1,0 +1,244 @@
+"""Prepare a version away from the request path: a spawned worker process loads it, serving maps it.
+
+:meth:`Preparer.prepare` is the one way serving gets a ready :class:`~serving.state.LoadedModel`
+of any version (the production alias's, or a shadow challenger's). It spawns a worker process
+(``multiprocessing`` spawn context, niceness ``SERVING_PREPARE_NICE``) that does everything slow
+(:func:`serving.loader.load_version`: registry metadata, download, unpickle, compile the fast
+path, parity on the warm-up rows, the explainer) and writes the result in its shared-memory form
+(:mod:`serving.prepared`). The serving process then maps that file and unpickles its small
+in-band part (milliseconds: ``preparation.handover_ms`` in ``/model``,
+``realtor_model_handover_seconds``); it never holds the interpreter lock for the load itself.
+
+What the worker hands over is what the request path uses: the compiled fast path and the
+explainer, built from the same fitted arrays, so answers are the same bytes as an in-process
+load. The registered model itself stays in the worker when the fast path serves (nothing on the
+request path calls it); when the fast path is off for a version, it is handed over too, since
+it is then what answers.
+
+Failures, each loud (log line, metric, ``/model`` or ``/ready``):
+
+- the version itself fails (registry error, broken artifacts): :class:`PreparationError` with the
+  worker's message, exactly as an in-process load would fail; the previous version keeps serving;
+- the worker dies (killed, out of memory, a crash in native code) or exceeds
+  ``SERVING_PREPARE_TIMEOUT_SECONDS``: :class:`PreparationError`, the previous version keeps
+  serving, ``realtor_model_preparation_worker_failures_total{reason}``;
+- preparation *in a worker* is impossible (no process can start, the prepared form cannot be
+  written to ``SERVING_PREPARE_DIR`` or mapped back, or ``SERVING_PREPARE_IN_WORKER=false``): the
+  version is prepared in the serving process as before, with an error log line
+  ``model.prepared_in_serving_process``, ``realtor_model_preparation_fallbacks_total`` and
+  ``preparation: {where: serving_process, reason}`` in ``/model``.
+
+The worker's file is removed by the serving process whatever happens (it chose the name); a
+running worker is killed by :meth:`Preparer.close` (the service's shutdown) and, being a daemon
+process, when the serving process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from serving.errors import describe
+from serving.loader import configure_mlflow, load_version
+from serving.metrics import ServingMetrics
+from serving.prepared import map_prepared, new_path, shared_dir, write_prepared
+from serving.settings import ServingSettings
+from serving.state import LoadedModel, PreparationStatus
+from tasks.core import registry as model_registry
+from tasks.core.logs import configure_logging, get_logger
+
+log = get_logger("serving.preparation")
+
+__all__ = ["PreparationError", "Preparer"]
+
+
+class PreparationError(RuntimeError):
+    """The version could not be prepared; whatever was served before keeps serving."""
+
+
+class _NoWorkerError(Exception):
+    """Preparing in a worker is impossible here (not the version's fault): fall back."""
+
+
+def _work(
+    sender: Any, settings: ServingSettings, name: str, version: str, alias: str, path: str
+) -> None:
+    """The worker process: prepare the version, write its shared form, say where it is."""
+    with contextlib.suppress(OSError):  # niceness is a courtesy: a refusal must not stop it
+        os.nice(settings.prepare_nice)
+    configure_logging(settings.log_format, settings.log_level)
+    configure_mlflow(settings)
+    try:
+        client = model_registry.client(settings.mlflow_tracking_uri)
+        loaded = load_version(client, name, version, alias)
+    except Exception as exc:
+        sender.send(("failed", "load", describe(exc)))
+        return
+    try:
+        handed = loaded if loaded.fast is None else replace(loaded, native=None)
+        manifest = write_prepared(handed, Path(path))
+    except Exception as exc:
+        sender.send(("failed", "share", describe(exc)))
+        return
+    sender.send(("ready", manifest))
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Preparer:
+    """Prepares versions in worker processes (one at a time), else in the serving process."""
+
+    def __init__(self, settings: ServingSettings, metrics: ServingMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._closed = False
+        self._client: Any = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The running worker's process id (None when no preparation is running)."""
+        with self._lock:
+            return self._process.pid if self._process is not None else None
+
+    def prepare(self, name: str, version: str, alias: str) -> LoadedModel:
+        """``models:/<name>/<version>`` ready to answer, with ``preparation`` saying where."""
+        if not self.settings.prepare_in_worker:
+            reason = "SERVING_PREPARE_IN_WORKER=false: prepared in the serving process"
+            return self._in_serving_process(name, version, alias, reason)
+        try:
+            loaded = self._in_worker(name, version, alias)
+        except _NoWorkerError as exc:
+            return self._in_serving_process(name, version, alias, str(exc))
+        self.metrics.preparations.labels("worker").inc()
+        self.metrics.handover_seconds.observe(loaded.preparation.handover_seconds or 0.0)
+        done = loaded.preparation.as_dict()
+        log.info("model.prepared_in_worker", model_name=name, version=version, alias=alias, **done)
+        return loaded
+
+    def close(self) -> None:
+        """Stop preparing: kill a running worker (its file is removed by :meth:`prepare`)."""
+        with self._lock:
+            self._closed = True
+            process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
+
+    # --- the two ways ---
+    def _in_serving_process(self, name: str, version: str, alias: str, reason: str) -> LoadedModel:
+        log.error(
+            "model.prepared_in_serving_process",
+            model_name=name,
+            version=version,
+            reason=reason,
+            consequence="loaded on a thread of the serving process: requests wait while it loads",
+        )
+        self.metrics.preparation_fallbacks.inc()
+        if self._client is None:
+            configure_mlflow(self.settings)
+            self._client = model_registry.client(self.settings.mlflow_tracking_uri)
+        loaded = load_version(self._client, name, version, alias)
+        self.metrics.preparations.labels("serving_process").inc()
+        return replace(loaded, preparation=PreparationStatus("serving_process", reason))
+
+    def _in_worker(self, name: str, version: str, alias: str) -> LoadedModel:
+        started = time.perf_counter()
+        path = new_path(shared_dir(self.settings.prepare_dir), version)
+        context = multiprocessing.get_context("spawn")
+        with self._lock:
+            if self._closed:
+                raise PreparationError("the service is stopping: no new version is prepared")
+            try:
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_work,
+                    args=(sender, self.settings, name, version, alias, str(path)),
+                    name=f"prepare-{name}-v{version}",
+                    daemon=True,
+                )
+                process.start()
+            except Exception as exc:
+                raise _NoWorkerError(f"no preparation worker could start: {describe(exc)}") from exc
+            self._process = process
+        sender.close()
+        try:
+            message = self._wait(process, receiver, version)
+            if message[0] == "failed":
+                _, stage, detail = message
+                if stage == "share":
+                    raise _NoWorkerError(
+                        f"the worker prepared v{version} but could not hand it over through "
+                        f"{path.parent}: {detail}"
+                    )
+                raise PreparationError(detail)
+            manifest = message[1]
+            mapped_at = time.perf_counter()
+            try:
+                loaded: LoadedModel = map_prepared(path, manifest)
+            except Exception as exc:
+                raise _NoWorkerError(
+                    f"the worker's v{version} could not be mapped: {describe(exc)}"
+                ) from exc
+            handover = time.perf_counter() - mapped_at
+        finally:
+            receiver.close()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._process = None
+        status = PreparationStatus(
+            "worker",
+            None,
+            handover_seconds=handover,
+            shared_bytes=manifest.shared_bytes,
+            inband_bytes=manifest.inband[1],
+        )
+        return replace(loaded, preparation=status, load_seconds=time.perf_counter() - started)
+
+    def _wait(self, process: Any, receiver: Any, version: str) -> tuple[Any, ...]:
+        """The worker's message; PreparationError if it dies or outlives the timeout."""
+        deadline = time.monotonic() + self.settings.prepare_timeout_seconds
+        while True:
+            try:
+                if receiver.poll(0.1):
+                    return receiver.recv()
+            except (EOFError, OSError):  # its end closed without a message: it died (below)
+                time.sleep(0.05)
+            if not process.is_alive():
+                try:
+                    if receiver.poll(0):
+                        return receiver.recv()
+                except (EOFError, OSError):
+                    pass
+                self.metrics.preparation_worker_failures.labels("died").inc()
+                raise PreparationError(
+                    f"the preparation worker of v{version} died ({_death(process.exitcode)}) "
+                    "before handing the version over; the served version is kept and this one "
+                    "is tried again later"
+                )
+            if time.monotonic() > deadline:
+                process.kill()
+                self.metrics.preparation_worker_failures.labels("timeout").inc()
+                raise PreparationError(
+                    f"the preparation worker of v{version} was still busy after "
+                    f"{self.settings.prepare_timeout_seconds:g}s (SERVING_PREPARE_TIMEOUT_SECONDS)"
+                    ": killed; the served version is kept"
+                )
