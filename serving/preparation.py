@@ -201,7 +201,8 @@ class Preparer:
             if process.is_alive():
                 process.kill()
                 process.join(timeout=5)
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                path.unlink()  # the worker died before handing it over, or never wrote it
             with self._lock:
                 self._process = None
         status = PreparationStatus(

@@ -16,6 +16,7 @@ and its last request finished), the memory is unmapped.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import mmap
 import os
@@ -105,7 +106,8 @@ def map_prepared(path: Path, manifest: Manifest) -> Any:
                 )
             mapping = mmap.mmap(handle.fileno(), manifest.size, access=mmap.ACCESS_READ)
     finally:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
     view = memoryview(mapping)
     start, length = manifest.inband
     pieces = [view[start : start + length], [view[o : o + n] for o, n in manifest.buffers]]
