@@ -39,6 +39,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -88,6 +89,12 @@ def _work(
         sender.send(("failed", "share", describe(exc)))
         return
     sender.send(("ready", manifest))
+    sender.close()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(
+        0
+    )  # skip tearing down the interpreter (its hundreds of MB of objects): nothing is left
 
 
 def _death(exitcode: int | None) -> str:
@@ -97,6 +104,22 @@ def _death(exitcode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exit code {exitcode}"
+
+
+def _reap(process: Any, grace_seconds: float = 30.0) -> None:
+    """Wait for a worker's exit on a thread of its own, killing it after ``grace_seconds``.
+
+    A worker that sent its answer still tears its interpreter down (hundreds of MB of objects,
+    at low priority: seconds under load); the swap does not wait for that.
+    """
+
+    def reap() -> None:
+        process.join(grace_seconds)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+    threading.Thread(target=reap, name=f"reap-{process.name}", daemon=True).start()
 
 
 class Preparer:
@@ -197,10 +220,7 @@ class Preparer:
             handover = time.perf_counter() - mapped_at
         finally:
             receiver.close()
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
+            _reap(process)
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()  # the worker died before handing it over, or never wrote it
             with self._lock:
