@@ -106,6 +106,21 @@ def _death(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+#: What a forkserver imports once, so that each worker forked from it starts warm.
+FORKSERVER_PRELOAD = ["serving.preparation", "mlflow.sklearn", "sklearn.ensemble", "shap"]
+
+
+def _context(method: str) -> Any:
+    """The multiprocessing context: ``spawn`` (a fresh interpreter per version, which imports
+    MLflow, scikit-learn and shap each time) or ``forkserver`` (a fresh single-threaded server
+    process, started once, imports them once; each version's worker is forked from it, never
+    from the multi-threaded serving process)."""
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return context
+
+
 def _reap(process: Any, grace_seconds: float = 30.0) -> None:
     """Wait for a worker's exit on a thread of its own, killing it after ``grace_seconds``.
 
@@ -129,6 +144,7 @@ class Preparer:
         self.settings = settings
         self.metrics = metrics
         self._lock = threading.Lock()
+        self._one_at_a_time = threading.Lock()  # the watcher's poll and a challenger's load
         self._process: Any = None
         self._closed = False
         self._client: Any = None
@@ -140,7 +156,14 @@ class Preparer:
             return self._process.pid if self._process is not None else None
 
     def prepare(self, name: str, version: str, alias: str) -> LoadedModel:
-        """``models:/<name>/<version>`` ready to answer, with ``preparation`` saying where."""
+        """``models:/<name>/<version>`` ready to answer, with ``preparation`` saying where.
+
+        One preparation at a time: a second caller waits for the first.
+        """
+        with self._one_at_a_time:
+            return self._prepare(name, version, alias)
+
+    def _prepare(self, name: str, version: str, alias: str) -> LoadedModel:
         if not self.settings.prepare_in_worker:
             reason = "SERVING_PREPARE_IN_WORKER=false: prepared in the serving process"
             return self._in_serving_process(name, version, alias, reason)
@@ -182,7 +205,7 @@ class Preparer:
     def _in_worker(self, name: str, version: str, alias: str) -> LoadedModel:
         started = time.perf_counter()
         path = new_path(shared_dir(self.settings.prepare_dir), version)
-        context = multiprocessing.get_context("spawn")
+        context = _context(self.settings.prepare_start_method)
         with self._lock:
             if self._closed:
                 raise PreparationError("the service is stopping: no new version is prepared")

@@ -61,6 +61,11 @@ class ServingSettings(ConnectionSettings):
         description="load, compile and check each version in a spawned worker process, off the "
         "request path; false: in the serving process (requests wait for each load)",
     )
+    prepare_start_method: Literal["spawn", "forkserver"] = Field(
+        "spawn",
+        description="how preparation workers start: spawn (a fresh interpreter each, imports "
+        "included) or forkserver (forked from one warm server process started once)",
+    )
     prepare_dir: str | None = Field(
         None,
         description="where a worker leaves the prepared arrays for serving to map; unset: "
