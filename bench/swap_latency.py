@@ -77,6 +77,7 @@ class Phase:
     rss_mib: float = 0.0
     peak_mib: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)
+    children_mib: float = 0.0  # the forkserver, and a worker if one is running
 
     @property
     def per_second(self) -> float:
@@ -134,6 +135,12 @@ class ModelPoller:
         self._thread.join()
 
 
+def children_rss_mib(pid: int) -> float:
+    import psutil
+
+    return sum(c.memory_info().rss for c in psutil.Process(pid).children(recursive=True)) / 2**20
+
+
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     from mlflow import MlflowClient
 
@@ -179,10 +186,12 @@ def run_phase(name: str, ctx: dict, moves: tuple[str, ...], alias: str | None) -
     poller.stop()
     phase.rss_mib = current_rss_mib(ctx["pid"])
     phase.peak_mib = peak_rss_mib(ctx["pid"])
+    phase.children_mib = children_rss_mib(ctx["pid"])
     phase.load = (load_before, os.getloadavg()[0])
     say(f"{name}: {phase.per_second:.0f} req/s, p50 {phase.ms('p50_us'):.1f} ms, "
         f"p99 {phase.ms('p99_us'):.1f} ms, max {phase.ms('max_us'):.1f} ms, "
-        f"{phase.failures} failed; RSS {phase.rss_mib:.0f} MiB, peak {phase.peak_mib:.0f} MiB; "
+        f"{phase.failures} failed; RSS {phase.rss_mib:.0f} MiB, peak {phase.peak_mib:.0f} MiB, "
+        f"its children {phase.children_mib:.0f} MiB; "
         f"load {phase.load[0]:.1f} -> {phase.load[1]:.1f}; {'; '.join(phase.events)}")  # fmt: skip
     return phase
 
@@ -239,14 +248,14 @@ def serve_and_measure(store: dict, args: argparse.Namespace, workdir: Path, **ex
 def table(phases: list[Phase]) -> str:
     lines = [
         "| phase | requests/s | p50 ms | p99 ms | max ms | failed | RSS after MiB | peak RSS MiB "
-        "| load average |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| children MiB | load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for p in phases:
         lines.append(
             f"| {p.name} | {p.per_second:,.0f} | {p.ms('p50_us'):.1f} | {p.ms('p99_us'):.1f} | "
             f"{p.ms('max_us'):.1f} | {p.failures} | {p.rss_mib:.0f} | {p.peak_mib:.0f} | "
-            f"{p.load[0]:.1f} -> {p.load[1]:.1f} |"
+            f"{p.children_mib:.0f} | {p.load[0]:.1f} -> {p.load[1]:.1f} |"
         )
     return "\n".join(lines)
 
