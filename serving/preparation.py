@@ -68,12 +68,30 @@ class _NoWorkerError(Exception):
     """Preparing in a worker is impossible here (not the version's fault): fall back."""
 
 
+def lower_priority(nice: int) -> None:
+    """This process at niceness ``nice``, in a scheduling group of its own at that niceness.
+
+    Niceness alone only ranks a process among those of its own autogroup (its session, on a
+    Linux desktop or a VM; a container's cgroup has none): the CPU the worker takes is still
+    charged to serving's group, which then waits longer for its turn (measured: -28% requests
+    per second during swaps at niceness 19). A new session gets its own autogroup, whose
+    niceness is set too, so the worker runs on what everyone else leaves. Best effort: where a
+    step is refused, the rest still applies.
+    """
+    with contextlib.suppress(OSError):
+        os.setsid()
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(nice))
+    with contextlib.suppress(OSError):
+        os.nice(nice)
+
+
 def _work(
     sender: Any, settings: ServingSettings, name: str, version: str, alias: str, path: str
 ) -> None:
     """The worker process: prepare the version, write its shared form, say where it is."""
-    with contextlib.suppress(OSError):  # niceness is a courtesy: a refusal must not stop it
-        os.nice(settings.prepare_nice)
+    parent = os.getppid()
+    lower_priority(settings.prepare_nice)
     configure_logging(settings.log_format, settings.log_level)
     configure_mlflow(settings)
     try:
@@ -82,6 +100,8 @@ def _work(
     except Exception as exc:
         sender.send(("failed", "load", describe(exc)))
         return
+    if os.getppid() != parent:  # orphaned (serving died): write nothing nobody would remove
+        os._exit(1)
     try:
         handed = loaded if loaded.fast is None else replace(loaded, native=None)
         manifest = write_prepared(handed, Path(path))

@@ -62,7 +62,7 @@ class ServingSettings(ConnectionSettings):
         "request path; false: in the serving process (requests wait for each load)",
     )
     prepare_start_method: Literal["spawn", "forkserver"] = Field(
-        "spawn",
+        "forkserver",
         description="how preparation workers start: spawn (a fresh interpreter each, imports "
         "included) or forkserver (forked from one warm server process started once)",
     )

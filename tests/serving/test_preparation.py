@@ -273,3 +273,24 @@ def test_no_hand_over_possible_falls_back_to_the_serving_process_loudly(
     reference = load_version(client, versions.name, versions.numbers[0], "production")
     records = canonical(RECORDS)
     assert loaded.predict(records).tobytes() == reference.predict(records).tobytes()
+
+
+@on_the_stack
+def test_a_forkserver_worker_prepares_the_same_bytes(versions: Versions):
+    from serving.preparation import Preparer
+    from tasks.core import registry
+
+    metrics = ServingMetrics()
+    preparer = Preparer(settings_for(versions, prepare_start_method="forkserver"), metrics)
+    first = preparer.prepare(versions.name, versions.numbers[1], "production")
+    second = preparer.prepare(versions.name, versions.numbers[2], "production")
+    assert first.preparation.where == second.preparation.where == "worker"
+    assert first.native is None  # the fast path serves: the registered model stayed there
+    reference = load_version(
+        registry.client(versions.stack.tracking_uri), versions.name, versions.numbers[1], "x"
+    )
+    records = canonical(RECORDS)
+    assert first.predict(records).tobytes() == reference.predict(records).tobytes()
+    assert second.predict(records).tobytes() == reference.predict(records).tobytes()
+    assert metrics.preparations.labels("worker")._value.get() == 2
+    assert leftovers(versions.shm) == []
