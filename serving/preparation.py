@@ -1,9 +1,12 @@
-"""Prepare a version away from the request path: a spawned worker process loads it, serving maps it.
+"""Prepare a version away from the request path: a worker process loads it, serving maps it.
 
 :meth:`Preparer.prepare` is the one way serving gets a ready :class:`~serving.state.LoadedModel`
-of any version (the production alias's, or a shadow challenger's). It spawns a worker process
-(``multiprocessing`` spawn context, niceness ``SERVING_PREPARE_NICE``) that does everything slow
-(:func:`serving.loader.load_version`: registry metadata, download, unpickle, compile the fast
+of any version (the production alias's, or a shadow challenger's). It starts a worker process
+(``SERVING_PREPARE_START_METHOD``: ``forkserver`` by default, forked from one single-threaded
+server process that was spawned once and imported MLflow, scikit-learn and shap once; or
+``spawn``, a fresh interpreter per version, which pays those imports each time: about 3x the
+CPU per version, measured) at the lowest priority (:func:`lower_priority`) that does everything
+slow (:func:`serving.loader.load_version`: registry metadata, download, unpickle, compile the fast
 path, parity on the warm-up rows, the explainer) and writes the result in its shared-memory form
 (:mod:`serving.prepared`). The serving process then maps that file and unpickles its small
 in-band part (milliseconds: ``preparation.handover_ms`` in ``/model``,
