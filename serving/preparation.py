@@ -72,19 +72,13 @@ class _NoWorkerError(Exception):
 
 
 def lower_priority(nice: int) -> None:
-    """This process at niceness ``nice``, in a scheduling group of its own at that niceness.
+    """This process at niceness ``nice`` (best effort: a refusal must not stop the load).
 
-    Niceness alone only ranks a process among those of its own autogroup (its session, on a
-    Linux desktop or a VM; a container's cgroup has none): the CPU the worker takes is still
-    charged to serving's group, which then waits longer for its turn (measured: -28% requests
-    per second during swaps at niceness 19). A new session gets its own autogroup, whose
-    niceness is set too, so the worker runs on what everyone else leaves. Best effort: where a
-    step is refused, the rest still applies.
+    Niceness ranks the worker among the processes of serving's own scheduling group (its
+    autogroup on a VM, its cgroup in a container). Also moving it to a session and autogroup of
+    its own (``setsid``, ``/proc/self/autogroup``) was measured and dropped: at load 8 on 2 cores
+    the worker then got so little CPU that one version took over 45 s to prepare.
     """
-    with contextlib.suppress(OSError):
-        os.setsid()
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(str(nice))
     with contextlib.suppress(OSError):
         os.nice(nice)
 
