@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from serving.explain import SPACE
-from serving.state import LoadedModel, RegistryStatus
+from serving.state import LoadedModel, LoadFailure, RegistryStatus
 
 EXPLAIN_SPACE = SPACE
 
@@ -120,4 +120,22 @@ def model_document(
         "registry": registry.as_dict(),
         "loading": loading,
         "last_load_failure": last_failure,
+    }
+
+
+def challenger_document(
+    alias: str, held: LoadedModel | None, failure: LoadFailure | None
+) -> dict[str, Any]:
+    """/model's ``challenger``: the version held for ``SERVING_CHALLENGER_ALIAS``, and how."""
+    return {
+        "alias": alias,
+        "version": held.version if held is not None else None,
+        "loaded_at": held.loaded_at.isoformat() if held is not None else None,
+        "fast_path": held.fast_path.enabled if held is not None else None,
+        "preparation": held.preparation.as_dict() if held is not None else None,
+        "last_load_failure": (
+            {"version": failure.version, "at": failure.at.isoformat(), "error": failure.error}
+            if failure is not None
+            else None
+        ),
     }

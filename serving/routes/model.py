@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from serving.answers import json_response
 from serving.decisions import no_model_message
-from serving.responses import ErrorResponse, model_document
+from serving.responses import ErrorResponse, challenger_document, model_document
 from serving.service import Service
 
 
@@ -45,6 +45,10 @@ def router(service: Service) -> APIRouter:
         document = model_document(
             model, watcher.registry, loading=watcher.loading, last_failure=failure_doc
         )
+        if settings.challenger_alias:
+            document["challenger"] = challenger_document(
+                settings.challenger_alias, watcher.challenger, watcher.challenger_failure
+            )
         if service.writer is not None and service.exporter is not None:
             document["inference_log"] = {
                 **service.writer.status(),

@@ -294,3 +294,32 @@ def test_a_forkserver_worker_prepares_the_same_bytes(versions: Versions):
     assert second.predict(records).tobytes() == reference.predict(records).tobytes()
     assert metrics.preparations.labels("worker")._value.get() == 2
     assert leftovers(versions.shm) == []
+
+
+@on_the_stack
+def test_the_challenger_alias_is_prepared_the_same_way_and_held(versions: Versions):
+    from serving.responses import challenger_document
+
+    metrics = ServingMetrics()
+    watcher = watcher_on(versions, metrics, challenger_alias="challenger")
+    set_alias(versions.stack.tracking_uri, versions.name, versions.numbers[0])
+    set_alias(versions.stack.tracking_uri, versions.name, versions.numbers[2], "challenger")
+    try:
+        outcome = watcher.poll()
+        assert outcome["outcome"] == "loaded" and outcome["challenger"]["outcome"] == "loaded"
+        assert watcher.current.version == versions.numbers[0]
+        assert watcher.challenger.version == versions.numbers[2]
+        assert watcher.challenger.preparation.where == "worker"
+        assert watcher.poll()["challenger"] == {"outcome": "keep", "held": versions.numbers[2]}
+        document = challenger_document("challenger", watcher.challenger, None)
+        assert document["version"] == versions.numbers[2]
+        assert document["preparation"]["where"] == "worker"
+        records = canonical(RECORDS)
+        assert (
+            watcher.challenger.predict(records).tobytes()
+            == watcher.current.predict(records).tobytes()  # the same artifacts, copied
+        )
+    finally:
+        watcher.stop()
+        versions.stack.client().delete_registered_model_alias(versions.name, "challenger")
+    assert leftovers(versions.shm) == []
