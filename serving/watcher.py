@@ -6,8 +6,9 @@ fast path, parity, explainer, warm-up, in a worker process; serving only maps th
 the old one keeps serving, then swaps it in with one reference assignment of an immutable
 :class:`~serving.state.LoadedModel`. A request never waits for a load and never sees half a
 model. With ``SERVING_CHALLENGER_ALIAS`` set, the same poll prepares the version carrying that
-alias the same way and holds it as :attr:`ModelWatcher.challenger` (for shadow scoring). When the registry is unreachable the last good model keeps
-serving and :attr:`ModelWatcher.registry` says so. ``POST /admin/reload`` runs the same
+alias the same way and holds it as :attr:`ModelWatcher.challenger` (for shadow scoring). When
+the registry is unreachable the last good model keeps serving and
+:attr:`ModelWatcher.registry` says so. ``POST /admin/reload`` runs the same
 :meth:`ModelWatcher.poll` (with ``force``), serialised with the thread's polls.
 """
 
