@@ -139,20 +139,11 @@ def run_task(step: str, batch_id: int, env: dict[str, str], **extra: str) -> dic
     return run_step_ok(step, {**env, **extra}, "--batch-id", str(batch_id)).result
 
 
-def train_and_promote(
-    env: dict[str, str],
-    *,
-    rows: int = 3000,
-    seed: int = 21,
-    batch_number: int = 1,
-    promote: bool = True,
-    **extra: str,
-) -> TrainedVersion:
-    """A curated batch of ``rows`` synthetic rows, trained (and promoted) by the real steps.
-
-    ``batch_number`` must be new for the stack's ledger; ``extra`` overrides task variables
-    (e.g. ``TRAIN_WINDOW_BATCHES="1"``). With ``promote=False`` only train runs.
-    """
+def put_curated_batch(
+    env: dict[str, str], rows: int, *, seed: int, batch_number: int, group_number: int = 1
+) -> int:
+    """A curated batch of ``rows`` synthetic rows in the ledger and lake that ``env`` names, as
+    validate and drift_check leave one (decision ``train``); its batch id."""
     from tasks.core.ledger import Ledger
     from tasks.core.settings import TaskSettings
     from tasks.core.storage import open_store
@@ -168,13 +159,37 @@ def train_and_promote(
     ledger = Ledger.open(settings.ledger_url)
     try:
         store = open_store(settings.storage_url, settings)
-        batch = curated_batch(store, ledger, make_rows(rows, seed=seed), batch_number=batch_number)
+        batch = curated_batch(
+            store,
+            ledger,
+            make_rows(rows, seed=seed),
+            batch_number=batch_number,
+            group_number=group_number,
+        )
     finally:
         ledger.engine.dispose()
-    trained = run_task("train", batch.id, env, **extra)
-    promoted = run_task("promote", batch.id, env, **extra) if promote else {}
+    return int(batch.id)
+
+
+def train_and_promote(
+    env: dict[str, str],
+    *,
+    rows: int = 3000,
+    seed: int = 21,
+    batch_number: int = 1,
+    promote: bool = True,
+    **extra: str,
+) -> TrainedVersion:
+    """A curated batch of ``rows`` synthetic rows, trained (and promoted) by the real steps.
+
+    ``batch_number`` must be new for the stack's ledger; ``extra`` overrides task variables
+    (e.g. ``TRAIN_WINDOW_BATCHES="1"``). With ``promote=False`` only train runs.
+    """
+    batch_id = put_curated_batch(env, rows, seed=seed, batch_number=batch_number)
+    trained = run_task("train", batch_id, env, **extra)
+    promoted = run_task("promote", batch_id, env, **extra) if promote else {}
     return TrainedVersion(
-        batch_id=batch.id,
+        batch_id=batch_id,
         model_version=str(trained["model_version"]),
         run_id=trained["run_id"],
         promoted=bool(promoted.get("promoted", False)),

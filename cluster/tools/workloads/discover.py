@@ -4,31 +4,19 @@ rendering as Argo CD's), and every pod the DAG's KubernetesPodOperator tasks cre
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 from pathlib import Path
 
 import render
-import yaml
+from checks.common import OUR_REGISTRY
+from checks.images import workflow_images
 from workloads.container import Workload
 from workloads.image import read_image
 
 REPO = render.REPO
-OUR_REGISTRY = "docker.io/realtor-mlops/"
 AIRFLOW_PYTHON = REPO / ".venv-airflow" / "bin" / "python"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob")
-
-
-@functools.lru_cache(maxsize=1)
-def workflow_images() -> dict[str, dict]:
-    """image name -> its entry of .github/workflows/images.yaml (Dockerfile, TASK, target)."""
-    wf = yaml.safe_load((REPO / ".github/workflows/images.yaml").read_text(encoding="utf-8"))
-    out = {}
-    for job in wf.get("jobs", {}).values():
-        for entry in ((job.get("strategy") or {}).get("matrix") or {}).get("include") or []:
-            out[entry["image"]] = entry
-    return out
 
 
 def image_spec(image: str, target: str | None = None):
