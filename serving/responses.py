@@ -56,6 +56,21 @@ class ErrorResponse(BaseModel):
     detail: Any
 
 
+def refusals(too_large: str, unavailable: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of a route that reads a JSON body: 413, 415, 422 and 503."""
+    return {
+        413: {"model": ErrorResponse, "description": too_large},
+        415: {"model": ErrorResponse, "description": "the body is not sent as JSON"},
+        422: {"model": ErrorResponse, "description": "a field breaks a rule: loc names it"},
+        503: {"model": ErrorResponse, "description": unavailable},
+    }
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _tag_json(value: str | None) -> Any:
     """A tag written as JSON (lists of reasons, batch ids); the raw text if it is not JSON."""
     if value is None:

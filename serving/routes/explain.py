@@ -12,7 +12,7 @@ from serving.answers import json_response, request_id, response
 from serving.fast_model import records_to_columns
 from serving.predict_lane import Answer
 from serving.records import RecordsInvalidError, parse_record
-from serving.responses import EXPLAIN_SPACE, ErrorResponse, ExplainResponse
+from serving.responses import EXPLAIN_SPACE, ExplainResponse, json_body, refusals
 from serving.service import Service
 
 RECORD_REF = "#/components/schemas/Record"
@@ -31,21 +31,10 @@ def router(service: Service) -> APIRouter:
             "price = expm1(log_price). The explainer is built once per model version."
         ),
         response_model=ExplainResponse,
-        responses={
-            413: {
-                "model": ErrorResponse,
-                "description": "a body larger than SERVING_MAX_BODY_BYTES",
-            },
-            415: {"model": ErrorResponse, "description": "the body is not sent as JSON"},
-            422: {"model": ErrorResponse, "description": "a field breaks a rule: loc names it"},
-            503: {"model": ErrorResponse, "description": "no model, or no explainer for it"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": RECORD_REF}}},
-            }
-        },
+        responses=refusals(
+            "a body larger than SERVING_MAX_BODY_BYTES", "no model, or no explainer for it"
+        ),
+        openapi_extra=json_body({"$ref": RECORD_REF}),
     )
     async def explain(request: Request) -> Response:
         rid = request_id(request.headers.get("x-request-id"))

@@ -15,7 +15,7 @@ from serving.answers import answer, cents, request_id, response
 from serving.batcher import NoModelError
 from serving.predict_lane import Answer
 from serving.records import RecordsInvalidError, RecordsTooLargeError, parse_records, records_schema
-from serving.responses import ErrorResponse, PredictResponse
+from serving.responses import PredictResponse, json_body, refusals
 from serving.service import Service
 
 
@@ -58,24 +58,12 @@ def router(service: Service) -> APIRouter:
         "/predict",
         summary="Prices for one record or a list of records",
         response_model=PredictResponse,
-        responses={
-            413: {
-                "model": ErrorResponse,
-                "description": "more records than SERVING_MAX_BATCH_ROWS, or a body larger "
-                "than SERVING_MAX_BODY_BYTES",
-            },
-            415: {"model": ErrorResponse, "description": "the body is not sent as JSON"},
-            422: {"model": ErrorResponse, "description": "a field breaks a rule: loc names it"},
-            503: {"model": ErrorResponse, "description": "no model loaded yet"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": records_schema(service.settings.max_batch_rows)}
-                },
-            }
-        },
+        responses=refusals(
+            "more records than SERVING_MAX_BATCH_ROWS, or a body larger than "
+            "SERVING_MAX_BODY_BYTES",
+            "no model loaded yet",
+        ),
+        openapi_extra=json_body(records_schema(service.settings.max_batch_rows)),
     )
     async def predict(request: Request) -> Response:
         # Served by PredictLane before routing; declared here for OpenAPI and /docs.
