@@ -32,7 +32,9 @@ def registered_predict(stack: ServedStack, records: list[dict]) -> np.ndarray:
 
     from serving.state import native_predict
 
+    # a service of another module in this process may have left its registry URI behind
     mlflow.set_tracking_uri(stack.stack.tracking_uri)
+    mlflow.set_registry_uri(stack.stack.tracking_uri)
     model = mlflow.sklearn.load_model(f"models:/{stack.stack.model_name}/1")
     features = [Record.model_validate(r).features() for r in records]
     return native_predict(model, features)
