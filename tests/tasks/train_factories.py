@@ -17,6 +17,21 @@ from tests.tasks.factories import make_rows, put_batch
 __all__ = ["curated_batch", "make_rows"]
 
 
+def passed_validation(batch_id: int, rows: int, curated_key: str, **keys: str) -> Validation:
+    """The validation row of a batch that passed whole: every row curated."""
+    return Validation(
+        batch_id=batch_id,
+        outcome="pass",
+        status="curated",
+        rows_in=rows,
+        rows_out=rows,
+        rows_dropped=0,
+        curated_key=curated_key,
+        reasons=[],
+        **keys,
+    )
+
+
 def curated_batch(
     store: ObjectStore,
     ledger: Ledger,
@@ -35,18 +50,7 @@ def curated_batch(
     key = curated_key(batch)
     store.put_bytes(key, to_parquet(table), content_type=PARQUET)
     with ledger.session() as session:
-        session.add(
-            Validation(
-                batch_id=batch.id,
-                outcome="pass",
-                status="curated",
-                rows_in=table.num_rows,
-                rows_out=table.num_rows,
-                rows_dropped=0,
-                curated_key=key,
-                reasons=[],
-            )
-        )
+        session.add(passed_validation(batch.id, table.num_rows, key))
         row = session.get(Batch, batch.id)
         assert row is not None
         row.status = "curated"

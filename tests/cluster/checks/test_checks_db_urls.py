@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    deployment,
-    obj,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, deployment, obj, topology
 
 
 def test_db_urls_flag_a_scheme_whose_driver_the_image_lacks(tmp_path):

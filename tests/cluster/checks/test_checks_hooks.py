@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    obj,
-    render,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, obj, render, topology
 
 
 def _job(sa: str) -> dict:

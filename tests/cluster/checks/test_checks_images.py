@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    deployment,
-    obj,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, deployment, obj, topology
 
 
 def test_images_built_equal_images_deployed_both_ways():

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from check_helpers import (
-    checks,
-    render,
-    topology,
-)
+from check_helpers import checks, render, topology
 
 
 def test_labels_flag_a_version_the_chart_does_not_ship(tmp_path, monkeypatch):

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from check_helpers import (
-    app,
-    checks,
-    deployment,
-    obj,
-    topology,
-)
+from check_helpers import app, checks, deployment, obj, topology
 
 
 def test_project_refuses_a_cluster_kind_or_namespace_it_does_not_permit():

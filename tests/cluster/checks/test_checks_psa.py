@@ -5,14 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    deployment,
-    ns,
-    obj,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, deployment, ns, obj, topology
 
 
 def test_psa_refuses_a_pod_without_restricted_context_in_a_restricted_namespace():

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from check_helpers import (
-    checks,
-    deployment,
-    obj,
-    topology,
-)
+from check_helpers import checks, deployment, obj, topology
 
 
 def test_refs_flag_routes_and_scrapes_that_lead_nowhere():

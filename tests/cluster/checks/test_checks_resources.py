@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    deployment,
-    obj,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, deployment, obj, topology
 
 
 def test_resources_flag_dag_pods_above_the_pipeline_quota():

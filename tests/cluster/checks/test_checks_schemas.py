@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    checks,
-    deployment,
-    obj,
-    render,
-    topology,
-)
+from check_helpers import checks, deployment, obj, render, topology
 from cluster_helpers import CLUSTER
 
 

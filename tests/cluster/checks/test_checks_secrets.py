@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    deployment,
-    obj,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, deployment, obj, topology
 
 
 def test_the_secrets_script_is_read_with_its_route_logins():

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    checks,
-    render,
-    topology,
-    vendor,
-)
+from check_helpers import checks, render, topology, vendor
 
 
 def test_values_flag_a_key_the_chart_does_not_have():

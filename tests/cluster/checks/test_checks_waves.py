@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from check_helpers import (
-    RESTRICTED_POD,
-    checks,
-    deployment,
-    ns,
-    obj,
-    topology,
-)
+from check_helpers import RESTRICTED_POD, checks, deployment, ns, obj, topology
 
 
 def _lb() -> dict:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.ledger import Batch, DriftDecision, Ledger, Promotion, Training, Validation
+from tasks.core.ledger import Batch, DriftDecision, Ledger, Promotion, Training
 from tasks.core.story import batch_summaries, build_summary, model_history, read_story
+from tests.tasks.train_factories import passed_validation
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -36,18 +37,14 @@ def _batch(ledger: Ledger, number: int, day: str = "Tuesday") -> Batch:
 
 def _trained(ledger: Ledger, batch: Batch, version: str, mae: float, promoted: bool | None) -> None:
     with ledger.session() as session:
+        reports = f"reports/validation/batch_id={batch.id}"
         session.add(
-            Validation(
-                batch_id=batch.id,
-                outcome="pass",
-                status="curated",
-                rows_in=batch.rows,
-                rows_out=batch.rows,
-                rows_dropped=0,
-                curated_key=f"curated/{batch.id}.parquet",
-                report_key=f"reports/validation/batch_id={batch.id}/validation.json",
-                report_html_key=f"reports/validation/batch_id={batch.id}/validation.html",
-                reasons=[],
+            passed_validation(
+                batch.id,
+                batch.rows,
+                f"curated/{batch.id}.parquet",
+                report_key=f"{reports}/validation.json",
+                report_html_key=f"{reports}/validation.html",
             )
         )
         decision = DriftDecision(
