@@ -76,12 +76,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.service = service
-    app.state.settings = settings
-    app.state.metrics = service.metrics
-    app.state.watcher = service.watcher
-    app.state.inference_log = service.writer
-    app.state.inference_export = service.exporter
+    app.state.service = service  # the one handle on the parts (tests and tools reach them here)
     predict_routes = predict.router(service)
     for routes in (
         ops.router(service),

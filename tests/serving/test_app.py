@@ -49,7 +49,7 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 def test_before_the_first_model_everything_says_why(tmp_path: Path):
     app = create_app(settings(tmp_path))
     with TestClient(app) as client:
-        wait_for(lambda: app.state.watcher.registry.reachable is False)
+        wait_for(lambda: app.state.service.watcher.registry.reachable is False)
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.json()["ready"] is False
@@ -69,7 +69,7 @@ def test_before_the_first_model_everything_says_why(tmp_path: Path):
 def test_predict_explain_limits_and_the_inference_log(tmp_path: Path, local_model):
     app = create_app(settings(tmp_path))
     with TestClient(app) as client:
-        app.state.watcher.swap(local_model)  # what a load does once the model is ready
+        app.state.service.watcher.swap(local_model)  # what a load does once the model is ready
         one = client.post("/predict", json=RECORD, headers={"X-Request-ID": "req-1"})
         assert one.status_code == 200, one.text
         body = one.json()
@@ -113,15 +113,15 @@ def test_predict_explain_limits_and_the_inference_log(tmp_path: Path, local_mode
             assert name in metrics
 
         # every predicted row reaches the ledger, then the lake, once
-        engine = create_engine(app.state.settings.ledger_url)
-        wait_for(lambda: app.state.inference_log.written == 4)
+        engine = create_engine(app.state.service.settings.ledger_url)
+        wait_for(lambda: app.state.service.writer.written == 4)
         with engine.connect() as connection:
             rows = connection.execute(select(InferenceLog).order_by(InferenceLog.id)).all()
         assert [(r.request_id, r.row_index) for r in rows][:1] == [("req-1", 0)]
         assert rows[0].features["zip_code"] == "78701" and rows[0].model_version == "7"
-        exported = app.state.inference_export.export_now()
+        exported = app.state.service.exporter.export_now()
         assert [count for _, count in exported] == [4]
-        assert app.state.inference_export.export_now() == []  # nothing twice
+        assert app.state.service.exporter.export_now() == []  # nothing twice
         [(key, _)] = exported
         assert key.startswith("raw/inference/date=") and key.endswith(".parquet")
         table = pq.read_table(io.BytesIO((tmp_path / "lake" / key).read_bytes()))
@@ -174,7 +174,7 @@ def test_a_version_the_fast_path_refuses_is_served_by_its_own_predict_loudly(tmp
 
     app = create_app(settings(tmp_path, inference_log_enabled=False))
     with TestClient(app) as client:
-        app.state.watcher.swap(loaded)
+        app.state.service.watcher.swap(loaded)
         answer = client.post("/predict", json=[RECORD, {"state": "Texas"}])
         assert answer.status_code == 200 and answer.json()["model_version"] == "4"
         expected = native_predict_records(native, [RECORD, {"state": "Texas"}])

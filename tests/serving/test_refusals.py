@@ -39,7 +39,7 @@ def ranged_model(local_model):
 def client(tmp_path: Path, ranged_model):
     app = create_app(settings(tmp_path, inference_log_enabled=False, max_batch_rows=20))
     with TestClient(app) as client:
-        app.state.watcher.swap(ranged_model)
+        app.state.service.watcher.swap(ranged_model)
         yield client
 
 
@@ -87,7 +87,7 @@ def test_a_huge_value_is_quoted_by_a_short_prefix_never_echoed(client):
 def test_content_type_and_size_are_refused_on_every_endpoint(tmp_path: Path, ranged_model):
     app = create_app(settings(tmp_path, inference_log_enabled=False, max_body_bytes=2000))
     with TestClient(app) as client:
-        app.state.watcher.swap(ranged_model)
+        app.state.service.watcher.swap(ranged_model)
         for path in ("/predict", "/explain"):
             plain = client.post(
                 path, content=json.dumps(RECORD), headers={"content-type": "text/plain"}
@@ -185,7 +185,7 @@ def test_a_batch_is_checked_as_each_row_alone(ranged_model):
 
 
 def test_a_version_without_ranges_serves_without_warnings_and_says_so(client, local_model):
-    client.app.state.watcher.swap(local_model)
+    client.app.state.service.watcher.swap(local_model)
     answer = client.post("/predict", json={**RECORD, "house_size": 1e8})
     assert answer.status_code == 200 and answer.json()["warnings"] == []
     checks = client.get("/model").json()["input_checks"]
