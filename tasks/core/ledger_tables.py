@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -247,3 +248,96 @@ class InferenceLog(Base):
     features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     export_key: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
     exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+#: a monitor window's decisions
+WINDOW_DECISIONS = ("stable", "drifted", "too_few_rows")
+
+
+class MonitorWindow(Base):
+    """One window of live traffic that ``tasks.monitor`` read, and what it found (0006).
+
+    The window covers the inference log's ids ``first_log_id..last_log_id`` (inclusive) logged
+    before ``window_end``. ``consumed``: the window read its rows, and the next starts after
+    ``last_log_id``; only one consumed window can start at a given id (a partial unique
+    index), so two monitors at once never read a row twice. A ``too_few_rows`` window does
+    not consume: its rows wait for the next window. ``feature_scores`` maps each input
+    feature to ``{"method", "score", "threshold", "drifted"}``.
+    """
+
+    __tablename__ = "monitor_windows"
+    __table_args__ = (
+        Index(
+            "uq_monitor_windows_first_log_id",
+            "first_log_id",
+            unique=True,
+            postgresql_where=text("consumed"),
+            sqlite_where=text("consumed = 1"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_log_id: Mapped[int] = mapped_column(BigInteger)
+    last_log_id: Mapped[int] = mapped_column(BigInteger)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    consumed: Mapped[bool] = mapped_column(Boolean)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reference_batch_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    decision: Mapped[str] = mapped_column(String(16))  # one of WINDOW_DECISIONS
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    drift_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    feature_scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    report_html_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    #: the batch whose drift_check took this window as a reason; NULL on a drifted window
+    #: means "live drift, no labelled data yet"
+    acted_on_batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShadowPrediction(Base):
+    """A live request the shadow challenger scored too, beside production's answer (0006)."""
+
+    __tablename__ = "shadow_predictions"
+    __table_args__ = (
+        Index("ix_shadow_predictions_challenger", "model_name", "challenger_version"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(String(64))
+    row_index: Mapped[int] = mapped_column(Integer, default=0)
+    model_name: Mapped[str] = mapped_column(String(128))
+    production_version: Mapped[str] = mapped_column(String(32))
+    challenger_version: Mapped[str] = mapped_column(String(32))
+    predicted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    production_price: Mapped[float] = mapped_column(Float)
+    challenger_price: Mapped[float] = mapped_column(Float)
+
+
+class VersionScore(Base):
+    """A model version scored on the holdout of one training batch (0006): the leaderboard."""
+
+    __tablename__ = "version_scores"
+    __table_args__ = (
+        UniqueConstraint(
+            "model_name", "model_version", "holdout_batch_id", name="uq_version_scores"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(32))
+    #: the batch whose training split made the holdout (trainings.batch_id)
+    holdout_batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    holdout_rows: Mapped[int] = mapped_column(BigInteger)
+    mae: Mapped[float] = mapped_column(Float)
+    rmse: Mapped[float] = mapped_column(Float)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
