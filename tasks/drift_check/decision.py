@@ -20,29 +20,14 @@ measured the function raises rather than guess.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tasks.core.drift import ColumnDrift  # the measure's type lives with the measuring code
+
 Decision = Literal["train", "skip"]
 TARGET_LABEL = "price"
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    column: str
-    method: str
-    score: float  # a distance: drifted when score >= threshold; NaN when not measurable
-    threshold: float
-
-    @property
-    def measured(self) -> bool:
-        return not math.isnan(self.score)
-
-    @property
-    def drifted(self) -> bool:
-        return self.measured and self.score >= self.threshold
 
 
 @dataclass(frozen=True)

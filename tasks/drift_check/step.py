@@ -3,13 +3,14 @@
 ``python -m tasks.drift_check --batch-id N``
 
 The reference is the data the production model was trained on, found by lineage (see
-:mod:`tasks.reference_data`). Both sides are sampled (``DRIFT_SAMPLE_ROWS``, seeded) and
+:mod:`tasks.core.reference`). Both sides are sampled (``DRIFT_SAMPLE_ROWS``, seeded) and
 compared with Evidently 0.7 (``Report`` + ``DataDriftPreset``): a normed Wasserstein distance
 on the numeric columns, Jensen-Shannon distance on status and state. The target is compared
 as log10(price): prices are heavy-tailed (a few $10M+ listings dominate a distance on dollars,
 and a normed distance on dollars barely moves when the whole lower half of the market
 disappears), while on the log scale a shift of the price level shows as it is. Status and
-state values the reference never had are counted on the whole batch. The decision itself is
+state values the reference never had are counted on the whole batch. The measuring code is
+:mod:`tasks.core.drift`, shared with monitor. The decision itself is
 :func:`tasks.drift_decision.decide_drift` (pure).
 
 The decision, its reasons, per-column details and the Evidently report (HTML and JSON, under
@@ -23,39 +24,33 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tasks.core.cli import BatchInputs, Step
+from tasks.core.drift import CATEGORICAL, NUMERIC, TARGET_COLUMN, drift_frame, run_evidently
 from tasks.core.lake import drift_report_keys as report_keys
 from tasks.core.lake import read_table
 from tasks.core.ledger import DriftDecision, Ledger
 from tasks.core.lifecycle_ledger import find_drift_decision, find_validation, record_drift_decision
 from tasks.core.logs import get_logger
+from tasks.core.reference import Reference, distinct_values, reference_of, sample_tables
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import ObjectStore, open_store
 from tasks.drift_check.decision import (
-    ColumnDrift,
     DriftFacts,
     DriftMeasures,
     DriftThresholds,
     DriftVerdict,
     decide_drift,
 )
-from tasks.drift_check.reference_data import Reference, distinct_values, reference_of, sample_tables
 
 log = get_logger(__name__)
 
-NUMERIC = ("bed", "bath", "acre_lot", "house_size")
-CATEGORICAL = ("status", "state")
-TARGET_COLUMN = "log_price"
 NEW_VALUE_COLUMNS = ("status", "state")
 READ_COLUMNS = ("price", *NUMERIC, *CATEGORICAL)
-NUM_METHOD = "wasserstein"
-CAT_METHOD = "jensenshannon"
 
 
 class DriftInputs(BatchInputs):
@@ -69,69 +64,6 @@ def thresholds_of(settings: TaskSettings) -> DriftThresholds:
         min_train_rows=settings.min_train_rows,
         new_value_min_share=settings.drift_new_value_min_share,
     )
-
-
-def drift_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The compared columns: log10(price) as the target, the measures, status and state."""
-    out = pd.DataFrame({TARGET_COLUMN: np.log10(frame["price"].astype(float))})
-    for column in NUMERIC:
-        out[column] = frame[column].astype(float)
-    for column in CATEGORICAL:
-        out[column] = frame[column].astype(object)
-    return out
-
-
-def run_evidently(
-    current: pd.DataFrame, reference: pd.DataFrame, limits: DriftThresholds
-) -> tuple[list[ColumnDrift], Any]:
-    """Per-column drift (Evidently 0.7) and the snapshot; columns empty on a side are NaN."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    numeric = [TARGET_COLUMN, *NUMERIC]
-    measurable = [
-        c
-        for c in (*numeric, *CATEGORICAL)
-        if current[c].notna().any() and reference[c].notna().any()
-    ]
-    definition = DataDefinition(
-        numerical_columns=[c for c in numeric if c in measurable],
-        categorical_columns=[c for c in CATEGORICAL if c in measurable],
-    )
-    report = Report(
-        [
-            DataDriftPreset(
-                columns=measurable,
-                num_method=NUM_METHOD,
-                cat_method=CAT_METHOD,
-                per_column_threshold={TARGET_COLUMN: limits.target},
-                drift_share=limits.share,
-            )
-        ]
-    )
-    snapshot = report.run(
-        Dataset.from_pandas(current[measurable], data_definition=definition),
-        Dataset.from_pandas(reference[measurable], data_definition=definition),
-    )
-    found: dict[str, ColumnDrift] = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric.get("config", {})
-        if not config.get("type", "").endswith(":ValueDrift"):
-            continue
-        column = config["column"]
-        value = metric["value"]
-        if not isinstance(value, int | float):
-            raise RuntimeError(f"Evidently gave no drift score for {column!r}: {value!r}")
-        found[column] = ColumnDrift(column, config["method"], float(value), config["threshold"])
-    missing = set(measurable) - set(found)
-    if missing:
-        raise RuntimeError(f"Evidently's report has no drift for {sorted(missing)}")
-    columns = []
-    for column in (*numeric, *CATEGORICAL):
-        method = NUM_METHOD if column in numeric else CAT_METHOD
-        columns.append(found.get(column) or ColumnDrift(column, method, math.nan, math.nan))
-    return columns, snapshot
 
 
 def new_values(
@@ -245,7 +177,12 @@ def measure(
         raise ValueError(
             f"the reference batches {list(reference.batch_ids)} hold no rows: cannot measure drift"
         )
-    columns, snapshot = run_evidently(drift_frame(current), drift_frame(ref), limits)
+    columns, snapshot = run_evidently(
+        drift_frame(current),
+        drift_frame(ref),
+        share=limits.share,
+        column_thresholds={TARGET_COLUMN: limits.target},
+    )
     measures = DriftMeasures(
         columns=columns,
         target_column=TARGET_COLUMN,

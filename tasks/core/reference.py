@@ -1,11 +1,12 @@
-"""The reference data of drift_check: what the production model was trained on, by lineage.
+"""The reference data of drift_check and monitor: what the production model was trained on.
 
-``registered model settings.model_name @ production`` (:func:`tasks.core.registry.champion`) -> its
-version ->
-the ledger's ``trainings`` row with that version -> ``training_batch_ids`` -> their curated
-objects (``validations.curated_key``). No registered model, or no ``production`` alias: there
-is no champion (the first model). Anything else that goes wrong (MLflow unreachable, a
-training row or curated object missing) raises: drift_check fails, it never guesses.
+Found by lineage: ``registered model settings.model_name @ production``
+(:func:`tasks.core.registry.champion`) -> its version -> the ledger's ``trainings`` row with
+that version -> ``training_batch_ids`` -> their curated objects (``validations.curated_key``).
+No registered model, or no ``production`` alias: there is no champion (the first model).
+Anything else that goes wrong (MLflow unreachable, a training row or curated object missing)
+raises: the step fails, it never guesses. Shared by drift_check (a batch against the
+reference) and monitor (live traffic against it), so both compare with the same rows.
 """
 
 from __future__ import annotations
