@@ -23,6 +23,7 @@ from serving.decisions import no_model_message
 from serving.inference_export import InferenceExporter
 from serving.inference_log import InferenceLogWriter, log_rows
 from serving.metrics import ServingMetrics
+from serving.monitor_metrics import LiveWindowCollector
 from serving.predict_lane import Admission, Answer, ClientDisconnectedError, admit
 from serving.settings import ServingSettings
 from serving.state import LoadedModel
@@ -130,6 +131,7 @@ def _inference_log(
 def build_service(settings: ServingSettings) -> Service:
     """The parts, wired; nothing started yet."""
     metrics = ServingMetrics()
+    metrics.registry.register(LiveWindowCollector.of(settings.ledger_url, settings.model_name))
     watcher = ModelWatcher(settings, metrics)
     writer, exporter = _inference_log(settings, metrics)
 

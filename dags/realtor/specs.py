@@ -100,6 +100,15 @@ TASKS: dict[str, TaskSpec] = {
             "`production` alias only if it is better; records why either way.",
         ),
         TaskSpec(
+            "monitor",
+            "monitor",
+            Resources("500m", "1Gi", "1", "1536Mi"),
+            timedelta(minutes=20),
+            "Compares a window of live requests (the inference log) with the production "
+            "model's training data (Evidently): `stable`, `drifted` or `too_few_rows`, with "
+            "readable reasons (its own DAG, realtor_monitor).",
+        ),
+        TaskSpec(
             "record",
             "fetch",
             _SMALL,

@@ -86,6 +86,16 @@ def drift_report_keys(batch_id: int) -> tuple[str, str]:
     return f"{base}.json", f"{base}.html"
 
 
+def monitor_report_keys(first_log_id: int, last_log_id: int) -> tuple[str, str]:
+    """(JSON, HTML) of the monitor's report on the inference-log rows first..last.
+
+    Named by the rows, not the window's ledger id: the report is written before the window
+    is recorded, so a window row never points at a report that is not there.
+    """
+    base = f"reports/monitor/logs={first_log_id:012d}-{last_log_id:012d}/monitor"
+    return f"{base}.json", f"{base}.html"
+
+
 def summary_key(batch_id: int) -> str:
     """record's summary of one batch."""
     return f"reports/runs/batch_id={batch_id}/summary.json"

@@ -152,6 +152,37 @@ class TaskSettings(ConnectionSettings):
         "cover at least this share of the batch's rows",
     )
 
+    # monitor (live traffic against the production model's training data)
+    monitor_settle_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="a window ends this long before the monitor runs: serving writes the "
+        "inference log in batches, so a row logged just now may still be in an uncommitted "
+        "transaction, with a lower id than rows already visible",
+    )
+    monitor_min_rows: int = Field(
+        200,
+        ge=2,
+        description="fewer logged requests than this: the window is too_few_rows and its rows "
+        "wait for the next window",
+    )
+    monitor_drift_share_threshold: float = Field(
+        0.5, ge=0, le=1, description="share of drifted input features that makes a window drifted"
+    )
+    monitor_sample_rows: int = Field(
+        50_000,
+        ge=100,
+        description="rows sampled (seeded) from each side before Evidently runs; the whole "
+        "window is still counted for the value shares",
+    )
+    monitor_value_shift_min_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="a status/state value is named in the reasons when its share of live "
+        "requests exceeds its share of the training data by at least this much",
+    )
+
     # train
     train_window_batches: int = Field(0, ge=0, description="0: all curated batches so far")
     train_time_budget_seconds: float = Field(
