@@ -24,7 +24,9 @@ Every task is idempotent: a re-run for the same batch returns what the ledger re
 
 **Params** (Trigger DAG w/ config): `group_number` and `day` of the data API (defaults from
 `GROUP_NUMBER`, `DAY`). The schedule is `PIPELINE_SCHEDULE` (default every 5 minutes, the
-API's pace). To replay from batch 1, trigger `realtor_replay` first.
+API's pace) or the Asset `realtor://live-drift`, whichever comes first: a drifted window of
+live traffic (`realtor_monitor`) starts a run now. `none`: manual runs only. To replay from
+batch 1, trigger `realtor_replay` first.
 
 **Add a step**: docs/pipeline.md, "Add a step", lists every file a new step touches: its
 package `tasks/<step>/`, its line in `dags/realtor/specs.py`, one line here
@@ -44,16 +46,25 @@ from typing import Any
 # process ([dag_processor] parsing_pre_import_modules) and each parse of this file stays fast.
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: F401
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param, TriggerRule, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, task
 
 # dags/ is on sys.path when it is Airflow's dags folder; a Git-Sync checkout may nest it
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
+from realtor.assets import LIVE_DRIFT
 from realtor.config import load_config
 from realtor.factory import BATCH_ID, pipeline_task
 
 CONFIG = load_config()
+#: its cron or a live-drift event (realtor_monitor), whichever comes first; `none`: manual only
+SCHEDULE = (
+    AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(CONFIG.schedule, timezone="UTC"), assets=LIVE_DRIFT
+    )
+    if CONFIG.schedule
+    else None
+)
 log = logging.getLogger(__name__)
 
 default_args = {
@@ -70,7 +81,7 @@ with DAG(
     dag_id="realtor_pipeline",
     description="fetch -> validate -> drift_check -> train/promote or skip -> record",
     doc_md=__doc__,
-    schedule=CONFIG.schedule,
+    schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

@@ -15,6 +15,7 @@ opens nothing and imports nothing heavy. Errors say which variable is wrong and 
 | ``PIPELINE_REPO_ROOT`` | the folder above ``dags/`` | working directory of the tasks (``local``) |
 | ``PIPELINE_LOCAL_PRELOAD`` | ``1`` | fork each task's process from a launcher that imported its libraries once (``local``); ``0``: a fresh interpreter per task, as a pod (``make airflow`` sets it: its scheduler runs each task in a process of its own) |
 | ``PIPELINE_SCHEDULE`` | ``*/5 * * * *`` | cron of ``realtor_pipeline``; ``none`` for manual runs only |
+| ``MONITOR_SCHEDULE`` | ``@hourly`` | cron of ``realtor_monitor``; ``none`` for manual runs only |
 | ``PIPELINE_RETRIES`` | ``2`` | retries per task (exponential backoff from ``PIPELINE_RETRY_DELAY_SECONDS``) |
 | ``PIPELINE_RETRY_DELAY_SECONDS`` | ``30`` | first retry delay; doubles each retry, at most 10 minutes |
 | ``GROUP_NUMBER`` / ``DAY`` | ``1`` / ``Tuesday`` | defaults of the DAG's params (the data API's group and day) |
@@ -56,6 +57,7 @@ class PipelineConfig:
     repo_root: Path
     local_preload: bool
     schedule: str | None
+    monitor_schedule: str | None
     retries: int
     retry_delay_seconds: float
     group_number: int
@@ -129,6 +131,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise PipelineConfigError(f"{name}={raw!r}: use 1 or 0")
 
 
+def _schedule(raw: str) -> str | None:
+    """A cron expression or preset, or None (manual runs only) for ``none``/empty."""
+    return None if raw.lower() in ("", "none", "null") else raw
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
     """Read and validate the pipeline's settings (``os.environ`` unless given)."""
     env = os.environ if environ is None else environ
@@ -150,6 +157,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
         env.get("PIPELINE_TASKS_PYTHON", "").strip() or repo_root / ".venv" / "bin" / "python"
     )
     schedule = env.get("PIPELINE_SCHEDULE", "*/5 * * * *").strip()
+    monitor_schedule = env.get("MONITOR_SCHEDULE", "@hourly").strip()
     day = env.get("DAY", "Tuesday").strip() or "Tuesday"
     if not _DAY.match(day):
         raise PipelineConfigError(f"DAY={day!r}: must be 1-32 letters, digits, '_' or '-'")
@@ -165,7 +173,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
         tasks_python=tasks_python,
         repo_root=repo_root,
         local_preload=_bool(env, "PIPELINE_LOCAL_PRELOAD", True),
-        schedule=None if schedule.lower() in ("", "none", "null") else schedule,
+        schedule=_schedule(schedule),
+        monitor_schedule=_schedule(monitor_schedule),
         retries=_int(env, "PIPELINE_RETRIES", 2, 0, 10),
         retry_delay_seconds=_float(env, "PIPELINE_RETRY_DELAY_SECONDS", 30.0),
         group_number=_int(env, "GROUP_NUMBER", 1, 1, 10),

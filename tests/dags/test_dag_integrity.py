@@ -13,7 +13,7 @@ import pytest
 
 from tests.dags.conftest import DAGS, SHA
 
-EXPECTED_DAGS = {"realtor_pipeline", "realtor_replay"}
+EXPECTED_DAGS = {"realtor_pipeline", "realtor_replay", "realtor_monitor"}
 FORBIDDEN = ("pandas", "numpy", "sklearn", "mlflow", "tasks", "pyarrow", "evidently", "shap")
 PARSE_SECONDS_BOUND = 2.0
 

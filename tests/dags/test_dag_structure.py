@@ -102,7 +102,10 @@ def test_params_and_schedule_from_the_environment(load_dags) -> None:
     assert dag.params["day"] == "Wednesday"
     assert type(dag.timetable).__name__ == "NullTimetable"  # manual runs only
     default = load_dags(GROUP_NUMBER="1", DAY="Tuesday", PIPELINE_SCHEDULE="*/5 * * * *")
-    assert default.dags["realtor_pipeline"].schedule == "*/5 * * * *"
+    timetable = default.dags["realtor_pipeline"].timetable  # its cron, or a live-drift event
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    assert timetable.timetable.expression == "*/5 * * * *"
+    assert "realtor://live-drift" in str(timetable.asset_condition)
     assert default.dags["realtor_pipeline"].params["group_number"] == 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes_validate
@@ -59,6 +60,7 @@ def render_pod(bag, dag_id: str, task_id: str) -> dict[str, Any]:
         "run_id": "manual__2026-01-01T00:00:00+00:00",
         "dag": dag,
         "params": {"group_number": 3, "day": "Tuesday"},
+        "data_interval_end": datetime(2026, 1, 1, tzinfo=UTC),
     }
     operator.render_template_fields(context)
     pod = operator.build_pod_request_obj(context)
@@ -107,6 +109,8 @@ def test_pod_runs_the_task_image_and_contract(k8s_bag, dag_id: str, task_id: str
         assert base["command"] == ["python", "-m", f"tasks.{task_id}"]
     if dag_id == "realtor_replay" or task_id == "fetch":
         assert base["args"] == ["--group-number", "3", "--day", "Tuesday"]
+    elif dag_id == "realtor_monitor":
+        assert base["args"] == ["--until", "2026-01-01T00:00:00+00:00"]
     else:
         assert base["args"] == ["--batch-id", "42"]
     assert base["envFrom"] == [
@@ -153,7 +157,7 @@ def test_factory_refuses_a_moving_or_invalid_tag(load_dags, tag: str) -> None:
     with pytest.raises(PipelineConfigError, match="PIPELINE_IMAGE_TAG"):
         load_config(env)
     bag = load_dags(**env)
-    assert len(bag.import_errors) == 2, "both DAG files refuse to parse"
+    assert len(bag.import_errors) == 3, "every DAG file refuses to parse"
     assert all("PIPELINE_IMAGE_TAG" in error for error in bag.import_errors.values())
 
 
