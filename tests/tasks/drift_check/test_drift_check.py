@@ -13,13 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tasks.core.ledger import Batch, DriftDecision, Ledger
+from tasks.core.ledger_tables import MonitorWindow
 from tasks.core.settings import get_settings
 from tasks.core.storage import ObjectStore, open_store
 from tasks.drift_check import step as drift_check
@@ -221,3 +223,82 @@ def test_against_a_real_mlflow_server(world: World, s3, pg_url: str, monkeypatch
     assert code == 0 and result is not None
     assert result["decision"] == "skip"
     assert result["reference_model_version"] == version
+
+
+def add_window(ledger: Ledger, model_name: str, version: str, decision: str) -> int:
+    """A consumed monitor window, as tasks.monitor records it; returns its id."""
+    drifted = decision == "drifted"
+    row = MonitorWindow(
+        first_log_id=1,
+        last_log_id=4_812,
+        window_start=datetime(2026, 5, 4, 13, tzinfo=UTC),
+        window_end=datetime(2026, 5, 4, 14, tzinfo=UTC),
+        rows=4_812,
+        consumed=True,
+        model_name=model_name,
+        model_version=version,
+        decision=decision,
+        reasons=["state drifted: users now ask about Vermont"] if drifted else [],
+        drift_share=0.6 if drifted else 0.1,
+        feature_scores={
+            "state": {
+                "method": "jensenshannon",
+                "score": 0.41,
+                "threshold": 0.1,
+                "drifted": drifted,
+            },
+            "bed": {"method": "wasserstein", "score": 0.02, "threshold": 0.1, "drifted": False},
+        },
+    )
+    with ledger.session() as session:
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+@pytest.fixture
+def windows(world: World) -> Iterator[Ledger]:
+    """The world's ledger; the monitor windows a test adds are gone after it."""
+    yield world.ledger
+    with world.ledger.session() as session:
+        session.execute(delete(MonitorWindow))
+
+
+def test_a_drifted_live_window_makes_a_similar_batch_train_and_is_marked(
+    world: World, windows: Ledger
+) -> None:
+    batch = put_batch(world.store, world.ledger, make_rows(2500, 2, status="for_sale"), batch_number=20)  # fmt: skip
+    validate.run(validate.ValidateInputs(batch_id=batch.id), get_settings())
+    window_id = add_window(windows, get_settings().model_name, world.champion_version, "drifted")
+    code, result = run_drift(batch.id, xcom(world))
+    assert code == 0 and result is not None
+    assert result["decision"] == "train"
+    assert result["reasons"][0] == (
+        f"users now ask differently: live drift share 0.60 since v{world.champion_version} was "
+        f"trained (window {window_id}, 4,812 requests): state (state drifted: users now ask "
+        "about Vermont)"
+    )
+    with windows.session() as session:
+        assert session.get(MonitorWindow, window_id).acted_on_batch_id == batch.id
+        details = session.get(DriftDecision, result["decision_id"]).details
+    assert details["grounds"] == ["live_drift"]
+    assert details["live_window"]["window_id"] == window_id
+    assert details["live_window"]["used_as"] == "ground"
+    assert details["live_window"]["top_features"] == [{"feature": "state", "score": 0.41}]
+
+
+def test_a_live_window_against_an_older_version_is_only_a_note(
+    world: World, windows: Ledger
+) -> None:
+    batch = put_batch(world.store, world.ledger, make_rows(2500, 2, status="for_sale"), batch_number=21)  # fmt: skip
+    validate.run(validate.ValidateInputs(batch_id=batch.id), get_settings())
+    window_id = add_window(windows, get_settings().model_name, "0", "drifted")
+    code, result = run_drift(batch.id, xcom(world))
+    assert code == 0 and result is not None
+    assert result["decision"] == "skip"
+    assert (
+        f"live window {window_id} compared against v0, production is "
+        f"v{world.champion_version}: not used"
+    ) in result["reasons"]
+    with windows.session() as session:
+        assert session.get(MonitorWindow, window_id).acted_on_batch_id == batch.id
