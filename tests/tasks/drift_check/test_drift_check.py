@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tasks.core.storage import ObjectStore, open_store
 from tasks.drift_check import step as drift_check
 from tasks.validate import step as validate
 from tests.support.mlflow_server import mlflow_server
+from tests.support.monitor_windows import DRIFTED_REASON, add_window
 from tests.support.processes import free_port
 from tests.tasks.factories import make_rows, put_batch, register_champion
 
@@ -225,37 +225,6 @@ def test_against_a_real_mlflow_server(world: World, s3, pg_url: str, monkeypatch
     assert result["reference_model_version"] == version
 
 
-def add_window(ledger: Ledger, model_name: str, version: str, decision: str) -> int:
-    """A consumed monitor window, as tasks.monitor records it; returns its id."""
-    drifted = decision == "drifted"
-    row = MonitorWindow(
-        first_log_id=1,
-        last_log_id=4_812,
-        window_start=datetime(2026, 5, 4, 13, tzinfo=UTC),
-        window_end=datetime(2026, 5, 4, 14, tzinfo=UTC),
-        rows=4_812,
-        consumed=True,
-        model_name=model_name,
-        model_version=version,
-        decision=decision,
-        reasons=["state drifted: users now ask about Vermont"] if drifted else [],
-        drift_share=0.6 if drifted else 0.1,
-        feature_scores={
-            "state": {
-                "method": "jensenshannon",
-                "score": 0.41,
-                "threshold": 0.1,
-                "drifted": drifted,
-            },
-            "bed": {"method": "wasserstein", "score": 0.02, "threshold": 0.1, "drifted": False},
-        },
-    )
-    with ledger.session() as session:
-        session.add(row)
-        session.flush()
-        return row.id
-
-
 @pytest.fixture
 def windows(world: World) -> Iterator[Ledger]:
     """The world's ledger; the monitor windows a test adds are gone after it."""
@@ -269,14 +238,15 @@ def test_a_drifted_live_window_makes_a_similar_batch_train_and_is_marked(
 ) -> None:
     batch = put_batch(world.store, world.ledger, make_rows(2500, 2, status="for_sale"), batch_number=20)  # fmt: skip
     validate.run(validate.ValidateInputs(batch_id=batch.id), get_settings())
-    window_id = add_window(windows, get_settings().model_name, world.champion_version, "drifted")
+    window_id = add_window(
+        windows, model_name=get_settings().model_name, version=world.champion_version
+    )
     code, result = run_drift(batch.id, xcom(world))
     assert code == 0 and result is not None
     assert result["decision"] == "train"
     assert result["reasons"][0] == (
         f"users now ask differently: live drift share 0.60 since v{world.champion_version} was "
-        f"trained (window {window_id}, 4,812 requests): state (state drifted: users now ask "
-        "about Vermont)"
+        f"trained (window {window_id}, 4,812 requests): state, house_size ({DRIFTED_REASON})"
     )
     with windows.session() as session:
         assert session.get(MonitorWindow, window_id).acted_on_batch_id == batch.id
@@ -284,7 +254,10 @@ def test_a_drifted_live_window_makes_a_similar_batch_train_and_is_marked(
     assert details["grounds"] == ["live_drift"]
     assert details["live_window"]["window_id"] == window_id
     assert details["live_window"]["used_as"] == "ground"
-    assert details["live_window"]["top_features"] == [{"feature": "state", "score": 0.41}]
+    assert details["live_window"]["top_features"] == [
+        {"feature": "state", "score": 0.41},
+        {"feature": "house_size", "score": 0.22},
+    ]
 
 
 def test_a_live_window_against_an_older_version_is_only_a_note(
@@ -292,7 +265,7 @@ def test_a_live_window_against_an_older_version_is_only_a_note(
 ) -> None:
     batch = put_batch(world.store, world.ledger, make_rows(2500, 2, status="for_sale"), batch_number=21)  # fmt: skip
     validate.run(validate.ValidateInputs(batch_id=batch.id), get_settings())
-    window_id = add_window(windows, get_settings().model_name, "0", "drifted")
+    window_id = add_window(windows, model_name=get_settings().model_name, version="0")
     code, result = run_drift(batch.id, xcom(world))
     assert code == 0 and result is not None
     assert result["decision"] == "skip"
