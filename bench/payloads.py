@@ -48,12 +48,18 @@ def _record(row: dict[str, Any]) -> dict[str, Any] | None:
     return record
 
 
-def realistic_records(n: int, *, seed: int = DEMO_SEED, scale: float = 0.01) -> list[dict]:
-    """``n`` distinct realistic records (JSON-ready dicts), the same for the same arguments."""
+def realistic_pool(seed: int = DEMO_SEED, scale: float = 0.01) -> list[dict]:
+    """Every realistic record of the batch at ``scale`` (JSON-ready dicts), in its order;
+    ``scripts/live_traffic.py`` draws the demo's live traffic from it."""
     from data_api.scenarios import build_frame
 
     frame = build_frame(seed, scale, 1, "Tuesday", FULL_RANGE_BATCH)
-    records = [r for r in map(_record, frame.to_dict("records")) if r is not None]
+    return [r for r in map(_record, frame.to_dict("records")) if r is not None]
+
+
+def realistic_records(n: int, *, seed: int = DEMO_SEED, scale: float = 0.01) -> list[dict]:
+    """``n`` distinct realistic records (JSON-ready dicts), the same for the same arguments."""
+    records = realistic_pool(seed, scale)
     if len(records) < n:
         raise ValueError(f"only {len(records)} records at scale {scale}; ask a larger scale")
     return records[:n]

@@ -206,6 +206,20 @@ def interrupted(summary: dict[str, Any]) -> bool:
     return summary.get("recorded") is False and summary.get("validation_status") is not None
 
 
+LIVE_DRIFT_PREFIX = "live drift, no labelled data yet: "
+
+
+def live_drift_warning(line: str) -> str:
+    """A "live drift, no labelled data yet" line of the story as the page's warning box text,
+    with what happens next (the next batch the API serves takes the window as a reason)."""
+    head, found, rest = line.partition(LIVE_DRIFT_PREFIX)
+    body = rest if found and not head else line
+    return (
+        f"**Live drift, no labelled data yet:** {body}. The next batch the API serves is "
+        "checked with this window as a reason to retrain."
+    )
+
+
 def batch_outcome(summary: dict[str, Any]) -> str:
     """The outcome text, with the interruption said when the run did not end."""
     outcome = summary.get("outcome") or batch_category(summary)

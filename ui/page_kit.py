@@ -49,6 +49,11 @@ def _history(ledger_url: str, model_name: str, bucket: int) -> list[dict[str, An
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def _pending_live_drift(ledger_url: str, model_name: str, bucket: int) -> list[str]:
+    return sources.read_pending_live_drift(ledger_url, model_name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def _production(tracking_uri: str, model_name: str, bucket: int) -> str | None:
     return sources.production_version(tracking_uri, model_name)
 
@@ -69,6 +74,10 @@ def batches(settings: UiSettings) -> list[dict[str, Any]]:
 
 def model_history(settings: UiSettings) -> list[dict[str, Any]]:
     return _history(settings.ledger_url, settings.model_name, _bucket(settings))
+
+
+def pending_live_drift(settings: UiSettings) -> list[str]:
+    return _pending_live_drift(settings.ledger_url, settings.model_name, _bucket(settings))
 
 
 def production_version(settings: UiSettings) -> str | None:

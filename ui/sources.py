@@ -98,6 +98,15 @@ def read_model_history(url: str, model_name: str) -> list[dict[str, Any]]:
         raise _ledger_failure(url, exc) from exc
 
 
+def read_pending_live_drift(url: str, model_name: str) -> list[str]:
+    """Live drift no batch took yet (``tasks.core.story.pending_live_drift``): 0 or 1 line."""
+    ledger = open_ledger(url)
+    try:
+        return story.pending_live_drift(ledger, model_name)
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise _ledger_failure(url, exc) from exc
+
+
 def _check_registry(tracking_uri: str) -> None:
     """Fail fast, with what to do, when the registry cannot answer (MLflow itself retries)."""
     scheme = urlparse(tracking_uri).scheme

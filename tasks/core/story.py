@@ -5,6 +5,10 @@ One home for what the pipeline's readers share: ``tasks.record`` writes a batch'
 :func:`history_entry`) turn ledger rows into plain dicts; the readers do one transaction each.
 There is at most one row of each step per batch (a unique index on ``batch_id``); a batch
 is one delivery of the API (``delivery`` > 1: another sample served under the same number).
+
+Live drift that no batch took into account yet is part of the story too
+(:func:`pending_live_drift`): the monitor saw the users ask about other houses, the pipeline
+was started, but the API had no new labelled batch to train on. It is never silent.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from tasks.core.ledger import (
     Training,
     Validation,
 )
+from tasks.core.ledger_tables import MonitorWindow
+from tasks.core.monitor_ledger import latest_window
 
 #: metrics copied from the training's metrics into the summary, when present
 SUMMARY_METRICS = ("mae", "rmse", "r2", "mape", "baseline_mae")
@@ -204,3 +210,32 @@ def model_history(ledger: Ledger, model_name: str) -> list[dict[str, Any]]:
             )
         }
     return [history_entry(t, batches.get(t.batch_id), promotions.get(t.id)) for t in trainings]
+
+
+def pending_live_drift_line(window: MonitorWindow | None) -> str | None:
+    """ "live drift, no labelled data yet: ..." when ``window`` (the latest live window) drifted
+    and no batch's drift_check took it into account (``acted_on_batch_id`` NULL); else None."""
+    if window is None or window.decision != "drifted" or window.acted_on_batch_id is not None:
+        return None
+    drifted = sorted(
+        (name for name, score in (window.feature_scores or {}).items() if score.get("drifted")),
+        key=lambda name: -float(window.feature_scores[name]["score"]),
+    )
+    share = "n/a" if window.drift_share is None else f"{window.drift_share:.2f}"
+    end = f" up to {window.window_end:%Y-%m-%d %H:%M}" if window.window_end else ""
+    features = f": {', '.join(drifted)}" if drifted else ""
+    why = f"; {'; '.join(window.reasons)}" if window.reasons else ""
+    return (
+        f"live drift, no labelled data yet: window {window.id} (drift share {share} against "
+        f"v{window.model_version}, {window.rows:,} requests{end}{features}{why}) - no batch has "
+        "been checked since: the API had no new labelled batch to train on"
+    )
+
+
+def pending_live_drift(ledger: Ledger, model_name: str) -> list[str]:
+    """The live drift of ``model_name`` no batch took into account yet: zero or one line.
+
+    Only the latest window counts, as in drift_check: an older drifted window that a newer one
+    replaced will never be a reason, so it is not pending either."""
+    line = pending_live_drift_line(latest_window(ledger, model_name))
+    return [line] if line else []

@@ -7,13 +7,28 @@ In order, the first rule that applies decides:
    enough rows;
 3. no model in production: ``train`` ("first model");
 4. drift of the target (Wasserstein distance of log price, normed, above
-   ``target_threshold``), a share of drifted columns at or above ``share_threshold``, or
+   ``target_threshold``), a share of drifted columns at or above ``share_threshold``,
    status/state values the reference never had (on at least ``new_value_min_share`` of the
-   batch's rows): ``train``, every such finding a reason;
+   batch's rows), or live drift (below): ``train``, every such finding a reason;
 5. otherwise ``skip`` ("no drift").
 
+Live drift. The latest window of live traffic that ``tasks.monitor`` closed
+(:class:`LiveWindow`) is one more fact. It says how the requests differ from the data the
+production model was trained on, so it counts only when it compared against the *current*
+production version; a window against another version is a note ("live window 12 compared
+against v2, production is v3: not used"). A ``drifted`` window is a ground of its own,
+``live_drift`` ("users now ask differently: live drift share 0.60 since v3 was trained
+(window 12, 4,812 requests): state, house_size", then the window's own reasons): users ask
+about other houses than the model learnt, so the labelled batch at hand is worth training on
+even if it looks like the reference. A ``stable`` or ``too_few_rows`` window is a note. Live
+drift never overrides rules 1 and 2: a quarantined or too small batch still skips, and the
+drifted window is listed as "not acted on: ...". A window stays a reason for every batch until
+production changes or a newer window replaces it: a rejected challenger does not make the
+drift go away. The verdict names the window it mentioned (``live_window_id``) so the step can
+record that a batch took it into account.
+
 Retraining is never justified by the mere arrival of data or by the calendar: a ``train``
-always carries a first-model or a drift reason. A column whose drift could not be measured
+always carries a first-model or a drift reason (of the batch or of live traffic). A column whose drift could not be measured
 (no values on one side) is named and left out of the share; if the target could not be
 measured the function raises rather than guess.
 """
@@ -22,12 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from tasks.core.drift import ColumnDrift  # the measure's type lives with the measuring code
 
 Decision = Literal["train", "skip"]
 TARGET_LABEL = "price"
+#: the decisions of a monitor window (``tasks.core.ledger_tables.WINDOW_DECISIONS``)
+WindowDecision = Literal["stable", "drifted", "too_few_rows"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,21 @@ class DriftMeasures:
 
 
 @dataclass(frozen=True)
+class LiveWindow:
+    """The latest window of live traffic the monitor closed (a ``monitor_windows`` row)."""
+
+    window_id: int
+    decision: WindowDecision
+    drift_share: float | None  # None when the window had too few rows to measure
+    rows: int  # requests (logged rows) in the window
+    model_version: str | None  # the production version whose training data it compared with
+    window_end: datetime | None = None
+    #: drifted input features with their scores, the most drifted first
+    top_features: Sequence[tuple[str, float]] = ()
+    reasons: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class DriftFacts:
     batch_rows: int  # curated rows of the batch
     states: Sequence[str] = ()  # distinct states of the batch
@@ -68,6 +101,8 @@ class DriftFacts:
     quarantine_reasons: Sequence[str] = ()
     has_champion: bool = False
     measures: DriftMeasures | None = None
+    champion_version: str | None = None  # the production version, when there is one
+    live: LiveWindow | None = None  # the latest live window, if the monitor closed one
 
 
 @dataclass(frozen=True)
@@ -82,7 +117,9 @@ class DriftThresholds:
 class DriftVerdict:
     decision: Decision
     reasons: list[str]
-    grounds: tuple[str, ...] = ()  # first_model | target_drift | column_share | new_values
+    #: first_model | target_drift | column_share | new_values | live_drift
+    grounds: tuple[str, ...] = ()
+    live_window_id: int | None = None  # the live window the reasons mention (ground or note)
 
 
 def _fmt(x: float) -> str:
@@ -155,13 +192,65 @@ def _observations(
     return grounds, notes
 
 
+def _share(share: float | None) -> str:
+    return "n/a" if share is None else _fmt(share)
+
+
+def _live_drift_text(live: LiveWindow) -> str:
+    features = ", ".join(name for name, _ in live.top_features) or "no feature named"
+    text = (
+        f"users now ask differently: live drift share {_share(live.drift_share)} since "
+        f"v{live.model_version} was trained (window {live.window_id}, {live.rows:,} requests): "
+        f"{features}"
+    )
+    return f"{text} ({'; '.join(live.reasons)})" if live.reasons else text
+
+
+def _live_observation(
+    live: LiveWindow, champion_version: str | None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(the live_drift ground with its reason, or nothing; notes) of the latest live window."""
+    if champion_version is None:
+        return [], [f"live window {live.window_id}: not used, no model in production"]
+    if live.model_version != champion_version:
+        return [], [
+            f"live window {live.window_id} compared against v{live.model_version}, production "
+            f"is v{champion_version}: not used"
+        ]
+    if live.decision == "drifted":
+        return [("live_drift", _live_drift_text(live))], []
+    if live.decision == "stable":
+        return [], [
+            f"live traffic stable: window {live.window_id} ({live.rows:,} requests, drift share "
+            f"{_share(live.drift_share)} against v{live.model_version})"
+        ]
+    return [], [
+        f"live window {live.window_id} had too few requests to judge ({live.rows:,}): not used"
+    ]
+
+
 def decide_drift(facts: DriftFacts, limits: DriftThresholds) -> DriftVerdict:
     """``train`` or ``skip`` for the batch, with reasons a person can read (never empty)."""
     if facts.batch_rows < 0:
         raise ValueError(f"batch_rows must be >= 0, got {facts.batch_rows}")
+    live = facts.live
+    live_id = live.window_id if live is not None else None
     if facts.quarantined:
         why = "; ".join(facts.quarantine_reasons) or "no reason recorded"
-        return DriftVerdict("skip", [f"batch quarantined: {why}"])
+        reasons = [f"batch quarantined: {why}"]
+        if live is not None and live.decision == "drifted":
+            # the registry is not asked for a quarantined batch: the window is named as it is
+            reasons.append(
+                f"not acted on: live window {live.window_id} drifted (share "
+                f"{_share(live.drift_share)} against v{live.model_version}, {live.rows:,} "
+                "requests)"
+            )
+        return DriftVerdict("skip", reasons, live_window_id=live_id)
+    live_grounds, live_notes = (
+        _live_observation(live, facts.champion_version if facts.has_champion else None)
+        if live is not None
+        else ([], [])
+    )
 
     if facts.batch_rows < limits.min_train_rows:
         where = f" from one state ({facts.states[0]})" if len(facts.states) == 1 else ""
@@ -169,11 +258,12 @@ def decide_drift(facts: DriftFacts, limits: DriftThresholds) -> DriftVerdict:
             f"{facts.batch_rows:,} rows{where}: below the minimum volume "
             f"({limits.min_train_rows:,})"
         ]
+        grounds, notes = [], []
         if facts.has_champion and facts.measures is not None and facts.batch_rows > 0:
             grounds, notes = _observations(facts.measures, limits, facts.batch_rows)
-            reasons += [f"not acted on: {text}" for _, text in grounds]
-            reasons += notes
-        return DriftVerdict("skip", reasons)
+        reasons += [f"not acted on: {text}" for _, text in grounds + live_grounds]
+        reasons += notes + live_notes
+        return DriftVerdict("skip", reasons, live_window_id=live_id)
 
     if not facts.has_champion:
         return DriftVerdict(
@@ -181,19 +271,23 @@ def decide_drift(facts: DriftFacts, limits: DriftThresholds) -> DriftVerdict:
             [
                 "first model: no model in production",
                 f"{facts.batch_rows:,} rows >= the minimum volume ({limits.min_train_rows:,})",
+                *live_notes,
             ],
             ("first_model",),
+            live_id,
         )
     if facts.measures is None:
         raise ValueError("a model is in production but no drift was measured: no decision")
     grounds, notes = _observations(facts.measures, limits, facts.batch_rows)
+    grounds += live_grounds
+    notes += live_notes
     if grounds:
         return DriftVerdict(
-            "train", [text for _, text in grounds] + notes, tuple(g for g, _ in grounds)
+            "train", [text for _, text in grounds] + notes, tuple(g for g, _ in grounds), live_id
         )
     target = facts.measures.target()
     head = (
         f"no drift: share {_fmt(facts.measures.drift_share)} < {_fmt(limits.share)}, "
         f"{_target_name(target.column)} distance {_fmt(target.score)} <= {_fmt(limits.target)}"
     )
-    return DriftVerdict("skip", [head, *notes])
+    return DriftVerdict("skip", [head, *notes], live_window_id=live_id)

@@ -13,6 +13,12 @@ state values the reference never had are counted on the whole batch. The measuri
 :mod:`tasks.core.drift`, shared with monitor. The decision itself is
 :func:`tasks.drift_decision.decide_drift` (pure).
 
+The latest window of live traffic that ``tasks.monitor`` closed (``monitor_windows``) is one
+more fact: the decision's rule says when it counts. It is recorded in the decision's details
+(``live_window``), and the window is marked as taken into account by this batch
+(``acted_on_batch_id``): a drifted window nobody took is "live drift, no labelled data yet"
+(:func:`tasks.core.story.pending_live_drift`).
+
 The decision, its reasons, per-column details and the Evidently report (HTML and JSON, under
 ``reports/drift/batch_id=N/``) are recorded in the ledger (``drift_decisions``). A quarantined
 batch is a ``skip`` with the quarantine reason (no Evidently run). Any error - MLflow
@@ -34,8 +40,10 @@ from tasks.core.drift import CATEGORICAL, NUMERIC, TARGET_COLUMN, drift_frame, r
 from tasks.core.lake import drift_report_keys as report_keys
 from tasks.core.lake import read_table
 from tasks.core.ledger import DriftDecision, Ledger
+from tasks.core.ledger_tables import MonitorWindow
 from tasks.core.lifecycle_ledger import find_drift_decision, find_validation, record_drift_decision
 from tasks.core.logs import get_logger
+from tasks.core.monitor_ledger import latest_window, mark_acted_on
 from tasks.core.reference import Reference, distinct_values, reference_of, sample_tables
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import ObjectStore, open_store
@@ -44,6 +52,7 @@ from tasks.drift_check.decision import (
     DriftMeasures,
     DriftThresholds,
     DriftVerdict,
+    LiveWindow,
     decide_drift,
 )
 
@@ -51,10 +60,49 @@ log = get_logger(__name__)
 
 NEW_VALUE_COLUMNS = ("status", "state")
 READ_COLUMNS = ("price", *NUMERIC, *CATEGORICAL)
+#: the most drifted live features a decision names
+LIVE_TOP_FEATURES = 3
 
 
 class DriftInputs(BatchInputs):
     """Inputs of tasks.drift_check."""
+
+
+def live_window_of(row: MonitorWindow) -> LiveWindow:
+    """The decision's view of a monitor window: its drifted features, the most drifted first."""
+    drifted = sorted(
+        (
+            (str(name), float(score["score"]))
+            for name, score in (row.feature_scores or {}).items()
+            if score.get("drifted")
+        ),
+        key=lambda item: -item[1],
+    )
+    return LiveWindow(
+        window_id=row.id,
+        decision=row.decision,  # type: ignore[arg-type]
+        drift_share=row.drift_share,
+        rows=int(row.rows),
+        model_version=row.model_version,
+        window_end=row.window_end,
+        top_features=tuple(drifted[:LIVE_TOP_FEATURES]),
+        reasons=tuple(row.reasons or ()),
+    )
+
+
+def live_details(live: LiveWindow, verdict: DriftVerdict) -> dict[str, Any]:
+    """What the decision's details record of the window it read, and how it used it."""
+    return {
+        "window_id": live.window_id,
+        "decision": live.decision,
+        "drift_share": live.drift_share,
+        "rows": live.rows,
+        "model_version": live.model_version,
+        "window_end": live.window_end.isoformat() if live.window_end else None,
+        "top_features": [{"feature": f, "score": s} for f, s in live.top_features],
+        "reasons": list(live.reasons),
+        "used_as": "ground" if "live_drift" in verdict.grounds else "note",
+    }
 
 
 def thresholds_of(settings: TaskSettings) -> DriftThresholds:
@@ -116,9 +164,16 @@ def run(inputs: DriftInputs, settings: TaskSettings) -> dict[str, Any]:
     }
     reference: Reference | None = None
     snapshot = None
+    window = latest_window(ledger, settings.model_name)
+    live = live_window_of(window) if window is not None else None
     if validation.status == "quarantined":
         verdict = decide_drift(
-            DriftFacts(batch_rows=0, quarantined=True, quarantine_reasons=validation.reasons or []),
+            DriftFacts(
+                batch_rows=0,
+                quarantined=True,
+                quarantine_reasons=validation.reasons or [],
+                live=live,
+            ),
             limits,
         )
     else:
@@ -147,10 +202,24 @@ def run(inputs: DriftInputs, settings: TaskSettings) -> dict[str, Any]:
                 states=states,
                 has_champion=champion is not None,
                 measures=measures,
+                champion_version=str(champion.version) if champion is not None else None,
+                live=live,
             ),
             limits,
         )
-    return persist(ledger, store, batch.id, verdict, details, reference, snapshot)
+    if live is not None and verdict.live_window_id == live.window_id:
+        details["live_window"] = live_details(live, verdict)
+    result = persist(ledger, store, batch.id, verdict, details, reference, snapshot)
+    if verdict.live_window_id is not None:
+        # after the decision is stored: a failure before leaves the window pending, as it is
+        mark_acted_on(ledger, verdict.live_window_id, batch.id)
+        log.info(
+            "drift_check.live_window",
+            batch_id=batch.id,
+            window_id=verdict.live_window_id,
+            used_as=details["live_window"]["used_as"],
+        )
+    return result
 
 
 def measure(

@@ -12,7 +12,9 @@ ledger's ``deliveries`` with what became of it:
   (the API's time window resamples for 5 minutes): a batch of its own, with its own batch_id,
   that goes through the pipeline like any other;
 - ``duplicate``: the same content again: nothing new written, the recorded batch_id returned;
-- ``exhausted``: the API has served every batch of (group, day); downstream steps skip.
+- ``exhausted``: the API has served every batch of (group, day); downstream steps skip. When
+  live traffic drifted and no batch took it into account, the result says so
+  (``pending_live_drift``): a run the monitor started found no labelled data to train on.
 
 It fails loudly (exit 1), and refuses to read on for the (group, day) until a person resolves
 it (a replay, or ``--resolve-incidents "why"``), when the body is one it cannot accept (its header or
@@ -62,6 +64,7 @@ from tasks.core.lifecycle_ledger import find_validation
 from tasks.core.logs import get_logger
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import ObjectStore, open_store
+from tasks.core.story import pending_live_drift
 from tasks.fetch.ingest import (
     PersistError,
     ingest,
@@ -170,7 +173,15 @@ def run(inputs: FetchInputs, settings: TaskSettings) -> dict[str, Any]:
     outcome = fetch_batch(base_url, group_number, day, timeout=timeout, retry=retry)
     if isinstance(outcome, Exhausted):
         ledger.mark_exhausted(group_number, day)
-        return {**base, "status": "exhausted", "detail": outcome.detail}
+        pending = pending_live_drift(ledger, settings.model_name)
+        if pending:
+            log.warning("fetch.live_drift_pending", lines=pending)
+        return {
+            **base,
+            "status": "exhausted",
+            "detail": outcome.detail,
+            "pending_live_drift": pending,
+        }
     try:
         delivery, batch = ingest(outcome, store, ledger, budget, factor)
     except PersistError as exc:
@@ -251,7 +262,8 @@ def summary(result: dict[str, Any]) -> str:
     if result.get("resumed"):
         return f"fetch: {result['note']} -> {result['raw_uri']}"
     if result["status"] == "exhausted":
-        return f"fetch: group {result['group_number']} day {result['day']}: exhausted"
+        pending = "".join(f" | {line}" for line in result.get("pending_live_drift") or [])
+        return f"fetch: group {result['group_number']} day {result['day']}: exhausted{pending}"
     delivery = f" (delivery {result['delivery']})" if result.get("delivery", 1) > 1 else ""
     return (
         f"fetch: {result['status']} batch {result['batch_number']}{delivery} as batch_id "

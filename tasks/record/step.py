@@ -5,7 +5,9 @@
 Reads the ledger (the batch, its validation, drift decision, training and promotion) and
 writes ``reports/runs/batch_id=<id>/summary.json`` in the object store; the same summary is
 the XCom result. It records whatever the ledger holds: a skipped or quarantined batch has no
-training, a rejected challenger has ``promoted: false`` with the reasons. Idempotent: when the
+training, a rejected challenger has ``promoted: false`` with the reasons. Live drift that no
+batch took into account yet is part of it (``pending_live_drift``: "live drift, no labelled
+data yet: ..."). Idempotent: when the
 stored summary already says the same, nothing is written.
 
 Every batch's run ends here: record inserts the batch's ``batch_records`` row (once), the
@@ -25,7 +27,7 @@ from tasks.core.lifecycle_ledger import record_batch_record
 from tasks.core.logs import get_logger
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
-from tasks.core.story import build_summary, read_story
+from tasks.core.story import build_summary, pending_live_drift, read_story
 
 log = get_logger(__name__)
 
@@ -39,6 +41,7 @@ def run(inputs: RecordInputs, settings: TaskSettings) -> dict[str, Any]:
     store = open_store(settings.storage_url, settings)
     summary = build_summary(*read_story(ledger, inputs.batch_id))
     summary["recorded"] = True  # the run ends here (the batch_records row follows the summary)
+    summary["pending_live_drift"] = pending_live_drift(ledger, settings.model_name)
     key = summary_key(inputs.batch_id)
     data = json.dumps(summary, sort_keys=True, indent=2, default=str).encode()
     if store.exists(key) and store.get_bytes(key) == data:
@@ -70,6 +73,7 @@ def summary(result: dict[str, Any]) -> str:
         parts.append(f"v{result['model_version']} MAE {_money(result['mae'])}")
     if result["promoted"] is not None:
         parts.append("promoted" if result["promoted"] else "not promoted")
+    parts += result.get("pending_live_drift") or []
     return " | ".join(parts) + f" -> {result['summary_uri']}"
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tasks.core.ledger import Batch, DriftDecision, Ledger, Validation
 from tests.data_api.server import running_data_api
+from tests.support.monitor_windows import add_window
 from tests.support.steps import StepRun, run_step
 
 
@@ -134,3 +135,15 @@ def test_replay_fails_clearly_when_the_api_is_down(task_env: dict[str, str]) -> 
     done = run_task("replay", [], env)
     assert done.returncode == 1
     assert "did not answer" in done.stderr
+
+
+def test_record_says_live_drift_no_batch_took_yet(task_env: dict[str, str]) -> None:
+    ledger = Ledger.open(task_env["LEDGER_URL"])
+    batch_id = _skipped_batch(ledger)
+    window = add_window(ledger, model_name="m-live", version="3")
+    done = run_task("record", ["--batch-id", str(batch_id)], {**task_env, "MODEL_NAME": "m-live"})
+    assert done.returncode == 0, done.stderr
+    assert f"live drift, no labelled data yet: window {window} (drift share 0.60" in done.stdout
+    result = json.loads(Path(task_env["XCOM_RETURN_PATH"]).read_text())
+    (line,) = result["pending_live_drift"]
+    assert line.startswith(f"live drift, no labelled data yet: window {window} ")

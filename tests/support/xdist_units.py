@@ -34,6 +34,7 @@ SHARED_UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
             "tests/routes/test_mlflow_route_auth.py",
             "tests/serving/test_api.py",
             "tests/serving/test_lifecycle.py",
+            "tests/serving/test_live_traffic.py",
             "tests/serving/test_preparation.py",
             "tests/serving/test_schemathesis.py",
             "tests/ui/test_models_page.py",

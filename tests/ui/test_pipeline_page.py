@@ -9,8 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from tasks.core.ledger import BatchRecord, Ledger
+from tests.support.monitor_windows import add_window
 from tests.ui.conftest import RunPage, ServedUi, element_types, texts
-from tests.ui.story import DRIFT_REASON, PLANS, QUARANTINE_REASON, SKIP_REASON
+from tests.ui.story import (
+    DRIFT_REASON,
+    MODEL_NAME,
+    PLANS,
+    PRODUCTION_VERSION,
+    QUARANTINE_REASON,
+    SKIP_REASON,
+)
 
 pytestmark = pytest.mark.slow  # a real MLflow store and a ledger are set up once
 
@@ -58,6 +66,24 @@ def test_a_batch_whose_run_did_not_end_is_shown_interrupted(
     # the story's own ledger (every run recorded) shows no interruption
     app = run_page("Pipeline", story_env)
     assert not app.warning
+
+
+def test_live_drift_no_batch_took_is_a_warning_box(story_env, run_page: RunPage, tmp_path: Path):
+    """A copy of the story's ledger where the monitor then saw drift and no batch came."""
+    copy = tmp_path / "ledger.db"
+    shutil.copy(Path(story_env["LEDGER_URL"].removeprefix("sqlite:///")), copy)
+    ledger = Ledger.open(f"sqlite:///{copy}")
+    window = add_window(ledger, model_name=MODEL_NAME, version=PRODUCTION_VERSION)
+    ledger.engine.dispose()
+    app = run_page("Pipeline", {**story_env, "LEDGER_URL": f"sqlite:///{copy}"})
+    assert not app.exception and not app.error
+    (warning,) = app.warning
+    assert warning.value.startswith(
+        f"**Live drift, no labelled data yet:** window {window} (drift share 0.60 against v2, "
+        "4,812 requests up to 2026-05-04 14:00: state, house_size"
+    )
+    assert "the API had no new labelled batch" in warning.value
+    assert len(app.dataframe) == 1  # the batches are still shown below it
 
 
 def test_a_quarantined_batch_and_its_validation_report_one_click_away(story_env, run_page: RunPage):

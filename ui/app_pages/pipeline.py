@@ -15,6 +15,7 @@ from ui.ledger_views import (
     interrupted,
     joined,
     legend_html,
+    live_drift_warning,
     pipeline_frame,
     pipeline_totals,
     rows_chart,
@@ -146,6 +147,18 @@ def batch_details(settings: UiSettings, summaries: list[dict[str, Any]]) -> None
         show_report(settings, f"{title} of batch {batch_label(s, many)}", key)
 
 
+def live_drift() -> None:
+    """Live drift that no batch took into account yet: never silent (tasks.core.story)."""
+    settings = page_kit.get_settings()
+    try:
+        lines = page_kit.pending_live_drift(settings)
+    except SourceError as error:
+        page_kit.show_problem(error)
+        return
+    for line in lines:
+        st.warning(live_drift_warning(line), icon=":material/trending_up:")
+
+
 def main() -> None:
     settings = page_kit.get_settings()
     title, button = st.columns([6, 1], vertical_alignment="bottom")
@@ -164,6 +177,7 @@ def main() -> None:
             icon=":material/info:",
         )
         return
+    live_drift()
     summaries = choose_run(summaries)
     totals(summaries)
     stopped = [s for s in summaries if interrupted(s)]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tasks.core.ledger import Batch, DriftDecision, Ledger, Promotion, Training
-from tasks.core.story import batch_summaries, build_summary, model_history, read_story
+from tasks.core.monitor_ledger import mark_acted_on
+from tasks.core.story import (
+    batch_summaries,
+    build_summary,
+    model_history,
+    pending_live_drift,
+    read_story,
+)
+from tests.support.monitor_windows import DRIFTED_REASON, add_window
 from tests.tasks.train_factories import passed_validation
 
 
@@ -105,3 +113,30 @@ def test_model_history_lists_every_version_with_its_verdict_and_no_hidden_keys(l
     assert history[0]["metrics"] == {"mae": 100.0, "baseline_mae": 200.0}
     assert history[2]["training_reasons"] == [f"drift in batch {history[2]['batch_id']}"]
     assert model_history(ledger, "another model") == []
+
+
+def test_live_drift_no_batch_took_is_pending_until_one_does(ledger: Ledger) -> None:
+    assert pending_live_drift(ledger, "m") == []  # no window at all
+    add_window(ledger, model_name="m", version="3", decision="stable")
+    assert pending_live_drift(ledger, "m") == []
+    window = add_window(ledger, model_name="m", version="3")
+    add_window(ledger, model_name="other", version="1", decision="stable")  # another model's
+    (line,) = pending_live_drift(ledger, "m")
+    assert line == (
+        f"live drift, no labelled data yet: window {window} (drift share 0.60 against v3, "
+        "4,812 requests up to 2026-05-04 14:00: state, house_size; "
+        f"{DRIFTED_REASON}) - no batch has been checked since: the API had no new labelled "
+        "batch to train on"
+    )
+    assert pending_live_drift(ledger, "other") == []
+    batch = _batch(ledger, 1)
+    mark_acted_on(ledger, window, batch.id)
+    assert pending_live_drift(ledger, "m") == []
+
+
+def test_a_drifted_window_a_newer_one_replaced_is_not_pending(ledger: Ledger) -> None:
+    add_window(ledger, model_name="m", version="3")
+    add_window(ledger, model_name="m", version="3", decision="stable")
+    assert pending_live_drift(ledger, "m") == []  # drift_check will never read it
+    add_window(ledger, model_name="m", version="3", decision="too_few_rows", rows=5)
+    assert pending_live_drift(ledger, "m") == []  # a window that consumed nothing is not one

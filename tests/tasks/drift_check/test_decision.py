@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from tasks.drift_check.decision import (
     DriftFacts,
     DriftMeasures,
     DriftThresholds,
+    LiveWindow,
     decide_drift,
 )
 
@@ -184,3 +187,163 @@ def test_every_decision_has_reasons_and_train_has_a_drift_or_first_model_ground(
         assert verdict.decision == "skip"
     if not champion and not quarantined and rows >= min_rows:
         assert verdict.grounds == ("first_model",)
+
+
+# --- live drift: the latest monitor window as one more reason -------------------------------
+
+WINDOW_END = datetime(2026, 5, 4, 14, 0, tzinfo=UTC)
+
+
+def window(decision: str = "drifted", version: str = "3", **kw) -> LiveWindow:
+    kw.setdefault("drift_share", 0.6 if decision == "drifted" else 0.1)
+    kw.setdefault("rows", 4_812)
+    kw.setdefault(
+        "top_features", (("state", 0.41), ("house_size", 0.22)) if decision == "drifted" else ()
+    )
+    return LiveWindow(12, decision, model_version=version, window_end=WINDOW_END, **kw)
+
+
+def live_facts(rows: int = 50_000, live: LiveWindow | None = None, **kw) -> DriftFacts:
+    kw.setdefault("champion_version", "3")
+    return facts(rows, live=live, **kw)
+
+
+def test_a_drifted_live_window_alone_trains_with_its_reasons() -> None:
+    live = window(reasons=("users now ask about Vermont",))
+    verdict = decide_drift(live_facts(live=live), LIMITS)
+    assert verdict.decision == "train"
+    assert verdict.grounds == ("live_drift",)
+    assert verdict.reasons[0] == (
+        "users now ask differently: live drift share 0.60 since v3 was trained "
+        "(window 12, 4,812 requests): state, house_size (users now ask about Vermont)"
+    )
+    assert verdict.live_window_id == 12
+
+
+def test_live_drift_joins_the_batch_drift() -> None:
+    verdict = decide_drift(live_facts(measures=measures({"log_price": 0.5}), live=window()), LIMITS)
+    assert verdict.grounds == ("target_drift", "live_drift")
+
+
+def test_a_window_against_another_version_is_only_a_note() -> None:
+    verdict = decide_drift(live_facts(live=window(version="2")), LIMITS)
+    assert verdict.decision == "skip"
+    assert "live window 12 compared against v2, production is v3: not used" in verdict.reasons
+    assert verdict.live_window_id == 12
+
+
+def test_stable_and_too_few_rows_windows_are_notes() -> None:
+    stable = decide_drift(live_facts(live=window("stable")), LIMITS)
+    assert stable.decision == "skip"
+    assert stable.reasons[-1] == (
+        "live traffic stable: window 12 (4,812 requests, drift share 0.10 against v3)"
+    )
+    few = decide_drift(live_facts(live=window("too_few_rows", drift_share=None, rows=40)), LIMITS)
+    assert few.decision == "skip"
+    assert few.reasons[-1] == "live window 12 had too few requests to judge (40): not used"
+
+
+def test_live_drift_never_overrides_volume_or_quarantine() -> None:
+    small = decide_drift(live_facts(500, live=window()), LIMITS)
+    assert small.decision == "skip"
+    assert small.reasons[0] == "500 rows: below the minimum volume (10,000)"
+    assert small.reasons[1].startswith("not acted on: users now ask differently")
+    quarantined = decide_drift(
+        live_facts(0, live=window(), quarantined=True, quarantine_reasons=["schema"]), LIMITS
+    )
+    assert quarantined.decision == "skip"
+    assert quarantined.reasons == [
+        "batch quarantined: schema",
+        "not acted on: live window 12 drifted (share 0.60 against v3, 4,812 requests)",
+    ]
+    assert quarantined.live_window_id == 12
+
+
+def test_the_first_model_notes_a_window_it_cannot_use() -> None:
+    verdict = decide_drift(live_facts(has_champion=False, live=window()), LIMITS)
+    assert verdict.grounds == ("first_model",)
+    assert verdict.reasons[-1] == "live window 12: not used, no model in production"
+
+
+windows = st.builds(
+    LiveWindow,
+    window_id=st.integers(1, 10_000),
+    decision=st.sampled_from(["stable", "drifted", "too_few_rows"]),
+    drift_share=st.one_of(st.none(), st.floats(0, 1)),
+    rows=st.integers(0, 1_000_000),
+    model_version=st.sampled_from(["1", "2", "3", None]),
+    window_end=st.just(WINDOW_END),
+    top_features=st.lists(st.tuples(st.sampled_from(COLUMNS[1:]), st.floats(0, 1)), max_size=3).map(
+        tuple
+    ),
+    reasons=st.sampled_from([(), ("users now ask about Vermont",), ("state drifted", "x")]),
+)
+batch_facts = st.builds(
+    lambda rows, quarantined, champion, scores, new: DriftFacts(
+        batch_rows=rows,
+        states=["Vermont"],
+        quarantined=quarantined,
+        quarantine_reasons=["too many bad rows"],
+        has_champion=champion,
+        champion_version="3" if champion else None,
+        measures=measures(scores, new_values=new) if champion else None,
+    ),
+    rows=st.integers(0, 40_000),
+    quarantined=st.booleans(),
+    champion=st.booleans(),
+    scores=st.fixed_dictionaries({c: st.floats(0, 0.5) for c in COLUMNS}),
+    new=st.just({}) | st.just({"state": {"Guam": 2_000}}),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(facts_=batch_facts, live=windows)
+def test_a_train_always_carries_a_ground_with_its_reason(facts_, live) -> None:
+    verdict = decide_drift(replace(facts_, live=live), LIMITS)
+    assert verdict.reasons and all(isinstance(r, str) and r for r in verdict.reasons)
+    assert verdict.live_window_id == live.window_id  # a window passed is always mentioned
+    if verdict.decision == "train":
+        assert verdict.grounds and set(verdict.grounds) <= DRIFT_GROUNDS | {"live_drift"}
+        if "live_drift" in verdict.grounds:
+            assert any(r.startswith("users now ask differently") for r in verdict.reasons)
+
+
+@settings(max_examples=100, deadline=None)
+@given(live=windows, rows=st.integers(LIMITS.min_train_rows, 1_000_000))
+def test_live_drift_alone_trains_on_enough_rows_with_a_champion(live, rows) -> None:
+    live = replace(live, decision="drifted", model_version="3")
+    verdict = decide_drift(live_facts(rows, live=live), LIMITS)  # the batch itself: no drift
+    assert verdict.decision == "train"
+    assert verdict.grounds == ("live_drift",)
+
+
+@settings(max_examples=100, deadline=None)
+@given(facts_=batch_facts, live=windows)
+def test_a_quarantined_batch_stays_skip_whatever_the_window(facts_, live) -> None:
+    verdict = decide_drift(replace(facts_, quarantined=True, live=live), LIMITS)
+    assert verdict.decision == "skip"
+    assert verdict.reasons[0] == "batch quarantined: too many bad rows"
+
+
+@settings(max_examples=100, deadline=None)
+@given(facts_=batch_facts, live=windows)
+def test_a_window_that_is_not_current_drift_never_changes_the_decision(facts_, live) -> None:
+    """A stable or too-small window, or one against another version, is only a note."""
+    if live.decision == "drifted" and live.model_version == "3":
+        live = replace(live, decision="stable")
+    without = decide_drift(facts_, LIMITS)
+    with_window = decide_drift(replace(facts_, live=live), LIMITS)
+    assert with_window.decision == without.decision
+    assert with_window.grounds == without.grounds
+    assert with_window.reasons[: len(without.reasons)] == without.reasons
+
+
+@settings(max_examples=100, deadline=None)
+@given(facts_=batch_facts, live=windows)
+def test_too_few_rows_skip_whatever_the_window(facts_, live) -> None:
+    rows = min(facts_.batch_rows, LIMITS.min_train_rows - 1)
+    verdict = decide_drift(replace(facts_, batch_rows=rows, live=live), LIMITS)
+    assert verdict.decision == "skip"
+    current = facts_.has_champion and live.model_version == "3"
+    if not facts_.quarantined and live.decision == "drifted" and current:
+        assert any(r.startswith("not acted on: users now ask differently") for r in verdict.reasons)

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tasks.core.ledger import Batch, DriftDecision, Ledger
+from tasks.core.ledger_tables import MonitorWindow
 from tasks.core.settings import get_settings
 from tasks.core.storage import ObjectStore, open_store
 from tasks.drift_check import step as drift_check
 from tasks.validate import step as validate
 from tests.support.mlflow_server import mlflow_server
+from tests.support.monitor_windows import DRIFTED_REASON, add_window
 from tests.support.processes import free_port
 from tests.tasks.factories import make_rows, put_batch, register_champion
 
@@ -221,3 +223,55 @@ def test_against_a_real_mlflow_server(world: World, s3, pg_url: str, monkeypatch
     assert code == 0 and result is not None
     assert result["decision"] == "skip"
     assert result["reference_model_version"] == version
+
+
+@pytest.fixture
+def windows(world: World) -> Iterator[Ledger]:
+    """The world's ledger; the monitor windows a test adds are gone after it."""
+    yield world.ledger
+    with world.ledger.session() as session:
+        session.execute(delete(MonitorWindow))
+
+
+def test_a_drifted_live_window_makes_a_similar_batch_train_and_is_marked(
+    world: World, windows: Ledger
+) -> None:
+    batch = put_batch(world.store, world.ledger, make_rows(2500, 2, status="for_sale"), batch_number=20)  # fmt: skip
+    validate.run(validate.ValidateInputs(batch_id=batch.id), get_settings())
+    window_id = add_window(
+        windows, model_name=get_settings().model_name, version=world.champion_version
+    )
+    code, result = run_drift(batch.id, xcom(world))
+    assert code == 0 and result is not None
+    assert result["decision"] == "train"
+    assert result["reasons"][0] == (
+        f"users now ask differently: live drift share 0.60 since v{world.champion_version} was "
+        f"trained (window {window_id}, 4,812 requests): state, house_size ({DRIFTED_REASON})"
+    )
+    with windows.session() as session:
+        assert session.get(MonitorWindow, window_id).acted_on_batch_id == batch.id
+        details = session.get(DriftDecision, result["decision_id"]).details
+    assert details["grounds"] == ["live_drift"]
+    assert details["live_window"]["window_id"] == window_id
+    assert details["live_window"]["used_as"] == "ground"
+    assert details["live_window"]["top_features"] == [
+        {"feature": "state", "score": 0.41},
+        {"feature": "house_size", "score": 0.22},
+    ]
+
+
+def test_a_live_window_against_an_older_version_is_only_a_note(
+    world: World, windows: Ledger
+) -> None:
+    batch = put_batch(world.store, world.ledger, make_rows(2500, 2, status="for_sale"), batch_number=21)  # fmt: skip
+    validate.run(validate.ValidateInputs(batch_id=batch.id), get_settings())
+    window_id = add_window(windows, model_name=get_settings().model_name, version="0")
+    code, result = run_drift(batch.id, xcom(world))
+    assert code == 0 and result is not None
+    assert result["decision"] == "skip"
+    assert (
+        f"live window {window_id} compared against v0, production is "
+        f"v{world.champion_version}: not used"
+    ) in result["reasons"]
+    with windows.session() as session:
+        assert session.get(MonitorWindow, window_id).acted_on_batch_id == batch.id

@@ -25,6 +25,7 @@ from tasks.core.ledger import Ledger
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
 from tests.data_api.server import running_data_api
+from tests.support.monitor_windows import add_window
 from tests.support.scripted_http import scripted_http
 from tests.support.seaweed import S3Endpoint
 from tests.support.steps import run_step
@@ -292,6 +293,20 @@ def test_end_of_data_is_a_clean_exhausted_outcome(crafted_api, local_env, detail
     assert done.returncode == 0, done.stderr
     assert result["status"] == "exhausted"
     assert "exhausted" in done.stdout
+
+
+def test_exhausted_says_live_drift_no_batch_took_yet(crafted_api, local_env):
+    """A run the monitor started finds the API exhausted: its result says why it matters."""
+    window = add_window(Ledger.open(local_env["LEDGER_URL"]), model_name="m-live", version="3")
+    end = {"detail": "Ya se recolectó toda la información mínima necesaria"}
+    done, result = run_fetch(
+        {**local_env, "MODEL_NAME": "m-live", "DATA_API_URL": crafted_api(400, end)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert result["status"] == "exhausted"
+    (line,) = result["pending_live_drift"]
+    assert line.startswith(f"live drift, no labelled data yet: window {window} ")
+    assert f"exhausted | {line}" in done.stdout
 
 
 def test_an_html_page_is_not_retried_and_says_what_to_fix(local_env):
