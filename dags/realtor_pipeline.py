@@ -25,8 +25,8 @@ Every task is idempotent: a re-run for the same batch returns what the ledger re
 **Params** (Trigger DAG w/ config): `group_number` and `day` of the data API (defaults from
 `GROUP_NUMBER`, `DAY`). The schedule is `PIPELINE_SCHEDULE` (default every 5 minutes, the
 API's pace) or the Asset `realtor://live-drift`, whichever comes first: a drifted window of
-live traffic (`realtor_monitor`) starts a run now. `none`: manual runs only. To replay from
-batch 1, trigger `realtor_replay` first.
+live traffic (`realtor_monitor`) starts a run now. `none`: no cron; the live-drift Asset and
+manual triggers still start it. To replay from batch 1, trigger `realtor_replay` first.
 
 **Add a step**: docs/pipeline.md, "Add a step", lists every file a new step touches: its
 package `tasks/<step>/`, its line in `dags/realtor/specs.py`, one line here
@@ -57,13 +57,14 @@ from realtor.config import load_config
 from realtor.factory import BATCH_ID, pipeline_task
 
 CONFIG = load_config()
-#: its cron or a live-drift event (realtor_monitor), whichever comes first; `none`: manual only
+#: its cron or a live-drift event (realtor_monitor), whichever comes first; `none`: no cron,
+#: only the live-drift event (and manual triggers)
 SCHEDULE = (
     AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(CONFIG.schedule, timezone="UTC"), assets=LIVE_DRIFT
     )
     if CONFIG.schedule
-    else None
+    else LIVE_DRIFT
 )
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ opens nothing and imports nothing heavy. Errors say which variable is wrong and 
 | ``PIPELINE_TASKS_PYTHON`` | ``<repo>/.venv/bin/python`` | the tasks' interpreter (``local``) |
 | ``PIPELINE_REPO_ROOT`` | the folder above ``dags/`` | working directory of the tasks (``local``) |
 | ``PIPELINE_LOCAL_PRELOAD`` | ``1`` | fork each task's process from a launcher that imported its libraries once (``local``); ``0``: a fresh interpreter per task, as a pod (``make airflow`` sets it: its scheduler runs each task in a process of its own) |
-| ``PIPELINE_SCHEDULE`` | ``*/5 * * * *`` | cron of ``realtor_pipeline``; ``none`` for manual runs only |
+| ``PIPELINE_SCHEDULE`` | ``*/5 * * * *`` | cron of ``realtor_pipeline`` (the live-drift Asset also starts it); ``none``: no cron, the Asset and manual runs only |
 | ``MONITOR_SCHEDULE`` | ``@hourly`` | cron of ``realtor_monitor``; ``none`` for manual runs only |
 | ``PIPELINE_RETRIES`` | ``2`` | retries per task (exponential backoff from ``PIPELINE_RETRY_DELAY_SECONDS``) |
 | ``PIPELINE_RETRY_DELAY_SECONDS`` | ``30`` | first retry delay; doubles each retry, at most 10 minutes |

@@ -100,7 +100,9 @@ def test_params_and_schedule_from_the_environment(load_dags) -> None:
     dag = bag.dags["realtor_pipeline"]
     assert dag.params["group_number"] == 7
     assert dag.params["day"] == "Wednesday"
-    assert type(dag.timetable).__name__ == "NullTimetable"  # manual runs only
+    timetable = dag.timetable  # no cron: the live-drift event (and manual triggers) only
+    assert type(timetable).__name__ == "AssetTriggeredTimetable"
+    assert "realtor://live-drift" in str(timetable.asset_condition)
     default = load_dags(GROUP_NUMBER="1", DAY="Tuesday", PIPELINE_SCHEDULE="*/5 * * * *")
     timetable = default.dags["realtor_pipeline"].timetable  # its cron, or a live-drift event
     assert type(timetable).__name__ == "AssetOrTimeSchedule"
