@@ -14,6 +14,7 @@ since a benchmark measures answers, not 422s.
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Any
 
 from tasks.core.model import (
@@ -29,10 +30,13 @@ _LIMITS = {"bed": 1000.0, "bath": 1000.0, "acre_lot": 1e7, "house_size": 1e8}
 def _clean(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if isinstance(value, date):  # a curated row's prev_sold_date: ISO text on the wire
+        return value.isoformat()
     return value
 
 
-def _record(row: dict[str, Any]) -> dict[str, Any] | None:
+def request_record(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A data row as a /predict record (JSON-ready), or None when serving would refuse it."""
     record = {name: _clean(row.get(name)) for name in FEATURES}
     zip_code = record["zip_code"]
     if zip_code is not None:
@@ -54,7 +58,7 @@ def realistic_pool(seed: int = DEMO_SEED, scale: float = 0.01) -> list[dict]:
     from data_api.scenarios import build_frame
 
     frame = build_frame(seed, scale, 1, "Tuesday", FULL_RANGE_BATCH)
-    return [r for r in map(_record, frame.to_dict("records")) if r is not None]
+    return [r for r in map(request_record, frame.to_dict("records")) if r is not None]
 
 
 def realistic_records(n: int, *, seed: int = DEMO_SEED, scale: float = 0.01) -> list[dict]:

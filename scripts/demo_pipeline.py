@@ -23,8 +23,13 @@ named at the start, finished by the first run (fetch hands it back before asking
 and the summary says so ("batch 0 was interrupted in an earlier run; finished now").
 The ``airflow`` commands run one after the other in one Airflow process
 (``scripts/airflow_runs.py``), which pays Airflow's start-up once instead of once per run.
-Then it starts serving on the same stores, prices a few houses, explains one, and stops it
-(``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running). The last lines
+With its own simulator it holds the last batch back for the live act
+(``scripts/demo_live.py``): serving starts on the same stores, live traffic like the training
+data gives a ``stable`` window of ``realtor_monitor``, shifted traffic a ``drifted`` one, whose
+Asset event queues ``realtor_pipeline``; the demo starts that run, and the last batch's
+decision names the live drift. Serving then prices a few houses, explains one, and stops
+(``scripts/local_apps.py``; ``make serve`` keeps serving and the UI running). ``--no-live``:
+every batch at once, then serving, as before. The last lines
 say where the time went (each phase's wall clock, the task processes' share of the DAG runs,
 the CPU time of everything the demo started).
 ``--fresh`` deletes the previous demo's ledger, lake and MLflow store (with its artifacts) first;
@@ -62,6 +67,8 @@ FULL_SCALE_MIN_TRAIN_ROWS = 10_000
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from data_api.scenarios import SCENARIOS  # noqa: E402
+from scripts.demo_live import WindowLine, live_act, print_windows  # noqa: E402
 from scripts.local_apps import DEMO_STORES, background, free_port, say, serve_and_try  # noqa: E402
 
 _STARTING = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
@@ -106,6 +113,8 @@ def demo_environment(
         # trees' fixed overhead more than their rows, so the count stops at 4, the full-scale
         # count. No wall clock: the models, hence the decisions, do not depend on the load.
         "TRAIN_MAX_TRIALS": "4",
+        # the monitor's window ends this long before it runs; the demo waits for serving's log
+        "MONITOR_SETTLE_SECONDS": "1",
         "LOG_FORMAT": "console",
     }
     for name, value in defaults.items():
@@ -330,6 +339,15 @@ def summaries(group_number: int, day: str) -> list[dict[str, Any]]:
     return batch_summaries(ledger, group_number, day)
 
 
+def pending_live_drift_lines(env: dict[str, str]) -> list[str]:
+    from tasks.core.ledger import Ledger
+    from tasks.core.story import pending_live_drift
+
+    return pending_live_drift(
+        Ledger.open(os.environ["LEDGER_URL"]), env.get("MODEL_NAME", "realtor-price")
+    )
+
+
 def _money(value: Any) -> str:
     return f"${value:,.0f}" if isinstance(value, int | float) else "-"
 
@@ -392,6 +410,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-serving", action="store_true", help="do not start serving at the end to try the model"
     )
     parser.add_argument(
+        "--no-live",
+        action="store_true",
+        help="no live act: every batch at once, no live traffic, no monitor (see scripts/demo_live.py)",
+    )
+    parser.add_argument(
         "--api-url",
         default=os.environ.get("DATA_API_URL") or None,
         help="an external data API (default: DATA_API_URL; unset: start the simulator)",
@@ -444,7 +467,14 @@ def main(argv: list[str] | None = None) -> int:
                 if airflow.run(["dags", "test", "realtor_replay", "-c", conf], LOGS / "replay.log"):
                     say(f"realtor_replay failed: see {LOGS / 'replay.log'}")
                     return 1
-            for run in range(1, args.max_runs + 1):
+            held_back = not external and not args.no_serving and not args.no_live
+            last_run = min(args.max_runs, len(SCENARIOS) - 1) if held_back else args.max_runs
+            if held_back:
+                say(
+                    f"the first {last_run} of the simulator's {len(SCENARIOS)} batches now; the "
+                    "last one waits for the live traffic's act (--no-live: all of them now)"
+                )
+            for run in range(1, last_run + 1):
                 log_path = LOGS / f"run-{run}.log"
                 say(f"realtor_pipeline run {run} (airflow dags test; log {log_path})")
                 if airflow.run(["dags", "test", "realtor_pipeline", "-c", conf], log_path):
@@ -459,23 +489,39 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"the data API is exhausted after {batches} batches{extra}")
                     break
             else:
-                say(f"stopped after --max-runs {args.max_runs} runs (the API is not exhausted yet)")
-        clock.lap("DAG runs")
+                if not held_back:
+                    say(f"stopped after --max-runs {args.max_runs} runs (the API is not exhausted)")
+            clock.lap("DAG runs")
+            dag_task_seconds = airflow.task_seconds  # the live act's runs count as its own
+            windows: list[WindowLine] = []
+            if not args.no_serving and not args.no_live:
+                try:
+                    windows, _ = live_act(
+                        airflow, env, json.loads(conf), LOGS, AIRFLOW_HOME / "airflow.db"
+                    )
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    say(f"the live act FAILED: {exc}")
+                    return 1
+                clock.lap("live act")
     clock.lap("data API stop")
     print_table(summaries(args.group_number, args.day))
+    if windows:
+        print_windows(windows)
+    for line in pending_live_drift_lines(env):
+        say(line)
     for line in interruptions(waiting, unfinished(args.group_number, args.day)):
         say(line)
     clock.lap("table")
     if args.no_serving:
         say("serving skipped (--no-serving)")
-    else:
+    elif args.no_live:
         try:
             serve_and_try(env)
         except (RuntimeError, TimeoutError, OSError) as exc:
             say(f"serving FAILED: {exc}")
             return 1
         clock.lap("serving")
-    say(clock.summary(airflow.task_seconds))
+    say(clock.summary(dag_task_seconds))
     say(f"demo done in {clock.total():.0f} s; Airflow logs: {AIRFLOW_HOME / 'logs'}")
     say("browse the runs: `make airflow`, then http://127.0.0.1:8080 (see docs/pipeline.md)")
     say("use the model: `make serve` keeps serving and the UI running on these stores")

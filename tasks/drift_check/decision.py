@@ -18,7 +18,8 @@ production model was trained on, so it counts only when it compared against the 
 production version; a window against another version is a note ("live window 12 compared
 against v2, production is v3: not used"). A ``drifted`` window is a ground of its own,
 ``live_drift`` ("users now ask differently: live drift share 0.60 since v3 was trained
-(window 12, 4,812 requests): state, house_size", then the window's own reasons): users ask
+(window 12, 4,812 requests): state 0.41, house_size 0.30", then what else the window found,
+e.g. "users now ask about Vermont: 41% of requests, 1% of the training data"): users ask
 about other houses than the model learnt, so the labelled batch at hand is worth training on
 even if it looks like the reference. A ``stable`` or ``too_few_rows`` window is a note. Live
 drift never overrides rules 1 and 2: a quarantined or too small batch still skips, and the
@@ -197,13 +198,17 @@ def _share(share: float | None) -> str:
 
 
 def _live_drift_text(live: LiveWindow) -> str:
-    features = ", ".join(name for name, _ in live.top_features) or "no feature named"
+    features = (
+        ", ".join(f"{name} {score:.2f}" for name, score in live.top_features) or "no feature named"
+    )
     text = (
         f"users now ask differently: live drift share {_share(live.drift_share)} since "
         f"v{live.model_version} was trained (window {live.window_id}, {live.rows:,} requests): "
         f"{features}"
     )
-    return f"{text} ({'; '.join(live.reasons)})" if live.reasons else text
+    # the window's own reasons, but its share line, which the text above already says
+    extra = [r for r in live.reasons if not r.startswith("live drift share")]
+    return "; ".join([text, *extra])
 
 
 def _live_observation(

@@ -209,13 +209,18 @@ def live_facts(rows: int = 50_000, live: LiveWindow | None = None, **kw) -> Drif
 
 
 def test_a_drifted_live_window_alone_trains_with_its_reasons() -> None:
-    live = window(reasons=("users now ask about Vermont",))
+    live = window(
+        reasons=(
+            "live drift share 0.60 >= 0.50 since v3 was trained: state (Jensen-Shannon 0.41)",
+            "users now ask about Vermont",
+        )
+    )
     verdict = decide_drift(live_facts(live=live), LIMITS)
     assert verdict.decision == "train"
     assert verdict.grounds == ("live_drift",)
-    assert verdict.reasons[0] == (
+    assert verdict.reasons[0] == (  # the window's share line is not said twice
         "users now ask differently: live drift share 0.60 since v3 was trained "
-        "(window 12, 4,812 requests): state, house_size (users now ask about Vermont)"
+        "(window 12, 4,812 requests): state 0.41, house_size 0.22; users now ask about Vermont"
     )
     assert verdict.live_window_id == 12
 

@@ -246,7 +246,8 @@ def test_a_drifted_live_window_makes_a_similar_batch_train_and_is_marked(
     assert result["decision"] == "train"
     assert result["reasons"][0] == (
         f"users now ask differently: live drift share 0.60 since v{world.champion_version} was "
-        f"trained (window {window_id}, 4,812 requests): state, house_size ({DRIFTED_REASON})"
+        f"trained (window {window_id}, 4,812 requests): state 0.41, house_size 0.22; "
+        f"{DRIFTED_REASON}"
     )
     with windows.session() as session:
         assert session.get(MonitorWindow, window_id).acted_on_batch_id == batch.id
