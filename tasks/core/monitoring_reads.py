@@ -132,9 +132,18 @@ def _median_abs_log_diff(
     return float(np.median(np.abs(np.log(pairs[:, 0]) - np.log(pairs[:, 1]))))
 
 
-def shadow_per_hour(ledger: Ledger, model_name: str) -> list[dict[str, Any]]:
-    """Requests compared and the share more than 10% apart, per hour and challenger."""
+def shadow_per_hour(
+    ledger: Ledger, model_name: str, span: timedelta = DEFAULT_SPAN
+) -> list[dict[str, Any]]:
+    """Requests compared and the share more than 10% apart, per hour and challenger, over
+    ``span`` back from the newest shadow prediction; oldest hour first."""
     model = ShadowPrediction
+    with ledger.session() as session:
+        newest = session.scalar(
+            select(func.max(model.predicted_at)).where(model.model_name == model_name)
+        )
+    if newest is None:
+        return []
     hour = _hour(ledger, model.predicted_at).label("hour")
     apart = func.sum(case((_apart(), 1), else_=0))
     query = (
@@ -144,7 +153,7 @@ def shadow_per_hour(ledger: Ledger, model_name: str) -> list[dict[str, Any]]:
             func.count().label("compared"),
             (cast(apart, Float) / func.count()).label("share_apart"),
         )
-        .where(model.model_name == model_name)
+        .where(model.model_name == model_name, model.predicted_at >= newest - span)
         .group_by(hour, model.challenger_version)
         .order_by(hour, model.challenger_version)
     )
