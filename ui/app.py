@@ -1,7 +1,8 @@
 """The Streamlit app: ``streamlit run ui/app.py``.
 
-Three pages: Predict (a price and why), Models (every version, its metrics and verdict) and
-Pipeline (every batch and every decision, with its reports). Configuration: ``ui/settings.py``.
+Four pages: Predict (a price and why), Models (every version, its metrics and verdict, and every
+version on one common holdout), Pipeline (every batch and every decision, with its reports) and
+Monitoring (live traffic, live drift, shadow challengers). Configuration: ``ui/settings.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ page = st.navigation(
         st.Page("app_pages/predict.py", title="Predict", icon=":material/sell:", default=True),
         st.Page("app_pages/models.py", title="Models", icon=":material/monitoring:"),
         st.Page("app_pages/pipeline.py", title="Pipeline", icon=":material/account_tree:"),
+        st.Page("app_pages/monitoring.py", title="Monitoring", icon=":material/troubleshoot:"),
     ],
     position="top",
 )

@@ -54,6 +54,16 @@ def _pending_live_drift(ledger_url: str, model_name: str, bucket: int) -> list[s
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def _leaderboard(ledger_url: str, model_name: str, bucket: int) -> dict[str, Any]:
+    return sources.read_leaderboard(ledger_url, model_name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _monitoring(ledger_url: str, model_name: str, bucket: int) -> dict[str, Any]:
+    return sources.read_monitoring(ledger_url, model_name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def _production(tracking_uri: str, model_name: str, bucket: int) -> str | None:
     return sources.production_version(tracking_uri, model_name)
 
@@ -80,6 +90,14 @@ def pending_live_drift(settings: UiSettings) -> list[str]:
     return _pending_live_drift(settings.ledger_url, settings.model_name, _bucket(settings))
 
 
+def leaderboard(settings: UiSettings) -> dict[str, Any]:
+    return _leaderboard(settings.ledger_url, settings.model_name, _bucket(settings))
+
+
+def monitoring(settings: UiSettings) -> dict[str, Any]:
+    return _monitoring(settings.ledger_url, settings.model_name, _bucket(settings))
+
+
 def production_version(settings: UiSettings) -> str | None:
     return _production(settings.mlflow_tracking_uri, settings.model_name, _bucket(settings))
 
@@ -98,3 +116,29 @@ def refresh_button() -> None:
     """A button that forgets every cached read, for a person who just ran the pipeline."""
     if st.button("Refresh", icon=":material/refresh:", help="read the ledger and registry again"):
         st.cache_data.clear()
+
+
+#: the height of a report opened in a page (it scrolls inside)
+REPORT_HEIGHT = 720
+
+
+def show_report(settings: UiSettings, title: str, key: str) -> None:
+    """A report from the lake, full width, with a download button; a red box if it is missing."""
+    try:
+        content = report(settings, key)
+    except SourceError as error:
+        show_problem(error)
+        return
+    heading, download = st.columns([4, 1], vertical_alignment="bottom")
+    heading.markdown(f"##### {title}")
+    download.download_button(
+        "Download",
+        content,
+        file_name="-".join(key.split("/")[-2:]).replace("=", "-"),
+        mime="text/html",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"download-{key}",
+        width="stretch",
+    )
+    st.iframe(content.decode("utf-8", errors="replace"), height=REPORT_HEIGHT)

@@ -24,6 +24,18 @@ class UiSettings(ConnectionSettings):
     ui_cache_seconds: float = Field(
         15.0, ge=0, description="how long the Models and Pipeline pages reuse what they read"
     )
+    ui_mlflow_url: str | None = Field(
+        None,
+        description="the MLflow UI as a browser reaches it (the Models page links each version "
+        "to its run there); unset: run ids without links",
+    )
+
+    def mlflow_run_url(self, run_id: str | None) -> str | None:
+        """The run's page in the MLflow UI (its ``#/runs/<id>`` route), or None without
+        UI_MLFLOW_URL or a run id."""
+        if not self.ui_mlflow_url or not run_id:
+            return None
+        return f"{self.ui_mlflow_url.rstrip('/')}/#/runs/{run_id}"
 
 
 def get_settings() -> UiSettings:

@@ -15,8 +15,9 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from tasks.core import story
-from tasks.core.ledger import Ledger
+from tasks.core import leaderboard, monitoring_reads, story
+from tasks.core.ledger import Ledger, MonitorWindow
+from tasks.core.monitor_ledger import recent_windows
 from ui.errors import SourceError, safe_url
 from ui.settings import UiSettings
 
@@ -103,6 +104,48 @@ def read_pending_live_drift(url: str, model_name: str) -> list[str]:
     ledger = open_ledger(url)
     try:
         return story.pending_live_drift(ledger, model_name)
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise _ledger_failure(url, exc) from exc
+
+
+def read_leaderboard(url: str, model_name: str) -> dict[str, Any]:
+    """The common holdout and every version's score on it (``tasks.core.leaderboard.board``)."""
+    ledger = open_ledger(url)
+    try:
+        return leaderboard.board(ledger, model_name)
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise _ledger_failure(url, exc) from exc
+
+
+def window_entry(window: MonitorWindow) -> dict[str, Any]:
+    """A monitor window as a plain dict (what the Monitoring page shows of it)."""
+    return {
+        "id": window.id,
+        "window_start": window.window_start,
+        "window_end": window.window_end,
+        "rows": window.rows,
+        "consumed": window.consumed,
+        "model_version": window.model_version,
+        "decision": window.decision,
+        "reasons": list(window.reasons or []),
+        "drift_share": window.drift_share,
+        "feature_scores": dict(window.feature_scores or {}),
+        "report_html_key": window.report_html_key,
+        "acted_on_batch_id": window.acted_on_batch_id,
+    }
+
+
+def read_monitoring(url: str, model_name: str) -> dict[str, Any]:
+    """Live traffic of ``model_name``: its monitor windows, requests per hour, shadow agreement
+    (each aggregated by the database, :mod:`tasks.core.monitoring_reads`)."""
+    ledger = open_ledger(url)
+    try:
+        return {
+            "windows": [window_entry(w) for w in recent_windows(ledger, model_name)],
+            "requests": monitoring_reads.requests_per_hour(ledger, model_name),
+            "shadow": monitoring_reads.shadow_agreement(ledger, model_name),
+            "shadow_hours": monitoring_reads.shadow_per_hour(ledger, model_name),
+        }
     except (DBAPIError, SQLAlchemyError) as exc:
         raise _ledger_failure(url, exc) from exc
 

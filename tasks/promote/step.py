@@ -48,6 +48,7 @@ from tasks.core.training_ledger import (
     promotion_lock,
     read_curated,
 )
+from tasks.promote import leaderboard
 from tasks.promote import rule as promotion_rule
 
 log = get_logger(__name__)
@@ -160,7 +161,8 @@ def run(inputs: PromoteInputs, settings: TaskSettings) -> dict[str, Any]:
 
     # MLflow prints run URLs to stdout; stdout carries only the task's summary line
     with threadpool_limits(limits=settings.train_threads or None), redirect_stdout(sys.stderr):
-        return _promote(ledger, settings, batch.id, training)
+        result = _promote(ledger, settings, batch.id, training)
+        return {**result, **leaderboard.score_versions(ledger, settings)}
 
 
 def _promote(

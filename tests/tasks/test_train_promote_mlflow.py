@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.core.holdout import holdout_mask
+from tasks.core.leaderboard import scores_on
 from tasks.core.ledger import Ledger, Promotion, Training
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
@@ -200,3 +202,36 @@ def test_first_model_promoted_worse_challenger_rejected_reruns_change_nothing(
     assert client.get_model_version_by_alias(MODEL, "production").version == "2"
     stages = {v.version: v.current_stage for v in client.search_model_versions(f"name = '{MODEL}'")}
     assert stages == {"1": "Archived", "2": "Production"}
+
+    # 6. one fair leaderboard: every version scored on the newest holdout (batch 2's)
+    assert rejected["leaderboard_holdout_batch_id"] == small.id
+    assert rejected["leaderboard_scored"] == ["v1", "v2"] and rejected["leaderboard_skipped"] == []
+    assert promoted["leaderboard_holdout_batch_id"] == first.id  # v1 on its own holdout then
+    with ledger.session() as session:
+        training = session.query(Training).filter_by(batch_id=small.id).one()
+    board = scores_on(ledger, MODEL, small.id)
+    assert set(board) == {"1", "2"}
+    assert {s.holdout_rows for s in board.values()} == {training.rows_holdout}
+    # v1 recomputed independently: the held-out rows of batch 2 as built here, v1 as loaded
+    frame = make_rows(300, seed=22).to_pandas()
+    rows = frame.loc[holdout_mask(frame, training.holdout_share)]
+    v1_model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
+    v1_mae = float(np.mean(np.abs(np.asarray(v1_model.predict(rows)) - rows["price"])))
+    assert len(rows) == training.rows_holdout
+    assert board["1"].mae == pytest.approx(v1_mae, rel=1e-9)
+    assert board["2"].mae == pytest.approx(training.metrics["mae"])
+    assert board["1"].mlflow_run_id == client.get_model_version(MODEL, "1").run_id
+
+    # a version registered by hand (v1's model again) is loaded and scored by the CLI; one whose
+    # artifacts are gone is skipped, named, and gets no row
+    client.create_model_version(MODEL, source=f"models:/{MODEL}/1")  # v3: v1's model again
+    v1_run = client.get_model_version(MODEL, "1").run_id
+    client.create_model_version(MODEL, source=f"runs:/{v1_run}/gone", run_id=v1_run)  # v4
+    rescored = run_step_ok("promote", env, "--leaderboard", timeout=300)
+    assert rescored.result["leaderboard_scored"] == ["v3"], rescored.result
+    assert rescored.result["leaderboard_skipped"] == ["v4"], rescored.result
+    assert "SKIPPED" in rescored.stdout and "v4" in rescored.stdout
+    assert "leaderboard.version_skipped" in rescored.stderr
+    board = scores_on(ledger, MODEL, small.id)
+    assert set(board) == {"1", "2", "3"}
+    assert board["3"].mae == pytest.approx(v1_mae, rel=1e-9)

@@ -18,7 +18,7 @@ from tests.support.served_model import (
     ServedStack,
     ServingProcess,
 )
-from tests.ui.story import MODEL_NAME, build_story, register_versions
+from tests.ui.story import MODEL_NAME, build_live_story, build_story, register_versions
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "ui" / "app.py"
@@ -26,12 +26,13 @@ PAGES = {
     "Predict": "app_pages/predict.py",
     "Models": "app_pages/models.py",
     "Pipeline": "app_pages/pipeline.py",
+    "Monitoring": "app_pages/monitoring.py",
 }
 #: the variables the UI reads; each test sets every one, so a developer's .env changes nothing
 UI_VARIABLES = (
     "UI_SERVING_URL", "UI_SERVING_TIMEOUT_SECONDS", "UI_CACHE_SECONDS", "LEDGER_URL",
     "STORAGE_URL", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "MLFLOW_TRACKING_URI", "MODEL_NAME",
+    "MLFLOW_TRACKING_URI", "MODEL_NAME", "UI_MLFLOW_URL",
 )  # fmt: skip
 
 
@@ -42,12 +43,15 @@ def closed_port_url() -> str:
 
 @pytest.fixture(scope="session")
 def story_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A SQLite ledger, a file lake and an MLflow registry (SQLite) holding the six batches."""
+    """A SQLite ledger, a file lake and an MLflow registry (SQLite) holding the six batches,
+    the leaderboard's scores and live traffic (``tests/ui/story.py``)."""
     root = tmp_path_factory.mktemp("ui-story")
     ledger_url = f"sqlite:///{root / 'ledger.db'}"
     lake = f"file://{root / 'lake'}"
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    build_story(Ledger.open(ledger_url), open_store(lake))
+    ledger, store = Ledger.open(ledger_url), open_store(lake)
+    build_live_story(ledger, store, build_story(ledger, store))
+    ledger.engine.dispose()  # the last connection closed: SQLite folds its WAL into the file
     register_versions(tracking_uri)
     return {
         "LEDGER_URL": ledger_url,

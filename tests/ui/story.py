@@ -5,7 +5,10 @@ Six batches of realistic rows (``tests.tasks.factories``) written as the steps l
 trained and promoted, 4 quarantined, 5 trained and rejected, 6 trained and not evaluated yet.
 Validation reports are the validate step's own HTML (``tasks.validation_report``); the drift
 report is a small HTML page standing in for Evidently's. The registry (a real MLflow store) holds
-versions 1-4 with the ``production`` alias on version 2.
+versions 1-4 with the ``production`` alias on version 2. :func:`build_live_story` adds the
+leaderboard's scores (v2-v4 on batch 6's holdout, v1 only on its own) and 30 hours of live
+traffic: logged requests, monitor windows (the newest drifted, not acted on yet) and shadow
+predictions of challenger v4.
 """
 
 from __future__ import annotations
@@ -166,3 +169,114 @@ def register_versions(tracking_uri: str, versions: int = 4, production: str = "2
             MODEL_NAME, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
         )
     client.set_registered_model_alias(MODEL_NAME, "production", production)
+
+
+# --- live traffic and the leaderboard (issue 19) ---------------------------------------------
+
+#: every version on batch 6's holdout (the newest training's), except v1: scored only on its own
+COMMON_HOLDOUT_ROWS = 1_441
+COMMON_MAE = {"2": 152_400.0, "3": 158_900.0, "4": 150_100.0}
+V1_OLD_HOLDOUT_MAE = 120_000.0
+LIVE_STATE = "Vermont"
+LIVE_DRIFT_REASON = f"users now ask about {LIVE_STATE}: live drift share 0.33 since v2 was trained"
+STABLE_REASON = "live inputs match the training data: 0 of 6 features drifted"
+FEW_ROWS_REASON = "too few rows: 12 requests since the last window (at least 100 needed)"
+WINDOW_FEATURES = {
+    "bed": "wasserstein", "bath": "wasserstein", "acre_lot": "wasserstein",
+    "house_size": "wasserstein", "state": "jensenshannon", "status": "jensenshannon",
+}  # fmt: skip
+#: requests logged per hour over the story's 30 hours, and how many of them the shadow scored
+REQUESTS_PER_HOUR = 20
+SHADOW_EVERY = 4
+
+
+def _feature_scores(drifted: set[str], hour: int) -> dict[str, dict[str, Any]]:
+    scores = {}
+    for i, (feature, method) in enumerate(WINDOW_FEATURES.items()):
+        score = 0.35 + 0.05 * i if feature in drifted else 0.02 + 0.01 * ((hour + i) % 5)
+        scores[feature] = {
+            "method": method, "score": score, "threshold": 0.1, "drifted": score >= 0.1,
+        }  # fmt: skip
+    return scores
+
+
+def build_live_story(ledger: Ledger, store: ObjectStore, batch_ids: list[int]) -> None:
+    """Scores on the common holdout, 30 hours of logged requests, monitor windows (the newest
+    drifted, with a report in the lake, no batch acted on it yet) and shadow predictions of
+    challenger v4 beside production v2."""
+    from tasks.core.ledger import InferenceLog, MonitorWindow, ShadowPrediction, VersionScore
+
+    newest_training_batch, first_batch = batch_ids[5], batch_ids[0]
+    start = dt.datetime(2026, 11, 21, 0, 0, tzinfo=dt.UTC)
+    report_key = "reports/monitor/window_end=2026-11-22T05/drift.html"
+    store.put_bytes(
+        report_key,
+        b"<html><body><h1>Live inputs vs training data</h1><p>state drifted</p></body></html>",
+        "text/html",
+    )
+    with ledger.session() as session:
+        session.add_all(
+            VersionScore(
+                model_name=MODEL_NAME, model_version=version,
+                holdout_batch_id=newest_training_batch, holdout_rows=COMMON_HOLDOUT_ROWS,
+                mae=mae, rmse=mae * 2.2, mlflow_run_id=f"run{version}",
+            )
+            for version, mae in COMMON_MAE.items()
+        )  # fmt: skip
+        session.add(
+            VersionScore(
+                model_name=MODEL_NAME, model_version="1", holdout_batch_id=first_batch,
+                holdout_rows=296, mae=V1_OLD_HOLDOUT_MAE, rmse=300_000.0, mlflow_run_id="run1",
+            )
+        )  # fmt: skip
+        log_id = 0
+        for hour in range(30):
+            when = start + dt.timedelta(hours=hour)
+            vermont = hour >= 24  # the last hours: users ask about Vermont's luxury homes
+            for i in range(REQUESTS_PER_HOUR + (hour % 6) * 3):
+                log_id += 1
+                price = 250_000.0 * (1 + 0.07 * (i % 9)) * (3.0 if vermont else 1.0)
+                at = when + dt.timedelta(minutes=(i * 7) % 60)
+                session.add(
+                    InferenceLog(
+                        id=log_id, request_id=f"req-{log_id}", model_name=MODEL_NAME,
+                        model_version=PRODUCTION_VERSION, predicted_at=at, price=price,
+                        features={"state": LIVE_STATE if vermont else "Florida", "bed": 3},
+                        )
+                )  # fmt: skip
+                if i % SHADOW_EVERY == 0:
+                    factor = 1.25 if i % 3 == 0 else 1.03  # a third of them > 10% apart
+                    session.add(
+                        ShadowPrediction(
+                            request_id=f"req-{log_id}", model_name=MODEL_NAME,
+                            production_version=PRODUCTION_VERSION, challenger_version="4",
+                            predicted_at=at, production_price=price,
+                            challenger_price=price * factor,
+                        )
+                    )  # fmt: skip
+        plans = [  # (hours covered, decision, reasons, drifted features, consumed)
+            (6, "stable", [STABLE_REASON], set(), True),
+            (6, "stable", [STABLE_REASON], set(), True),
+            (6, "stable", [STABLE_REASON], set(), True),
+            (6, "stable", [STABLE_REASON], set(), True),
+            (1, "too_few_rows", [FEW_ROWS_REASON], set(), False),
+            (5, "drifted", [LIVE_DRIFT_REASON], {"state", "house_size"}, True),
+        ]
+        hour = 0
+        for covered, decision, reasons, drifted, consumed in plans:
+            end = start + dt.timedelta(hours=hour + covered)
+            scores = _feature_scores(drifted, hour) if decision != "too_few_rows" else {}
+            session.add(
+                MonitorWindow(
+                    first_log_id=hour * 100 + 1, last_log_id=(hour + covered) * 100,
+                    window_start=start + dt.timedelta(hours=hour), window_end=end,
+                    rows=12 if not consumed else covered * REQUESTS_PER_HOUR,
+                    consumed=consumed, model_name=MODEL_NAME, model_version=PRODUCTION_VERSION,
+                    reference_batch_ids=batch_ids[:3], decision=decision, reasons=reasons,
+                    drift_share=None if not scores else len(drifted) / len(WINDOW_FEATURES),
+                    feature_scores=scores,
+                    report_html_key=report_key if decision == "drifted" else None,
+                    created_at=end,
+                )
+            )  # fmt: skip
+            hour += covered if consumed else 0

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from tests.ui.conftest import RunPage, ServedUi, closed_port_url, element_types, texts
-from tests.ui.story import PRODUCTION_VERSION, REJECTION_REASON
+from tests.ui.story import (
+    COMMON_HOLDOUT_ROWS,
+    COMMON_MAE,
+    PRODUCTION_VERSION,
+    REJECTION_REASON,
+    V1_OLD_HOLDOUT_MAE,
+)
+from tests.ui.test_monitoring_page import all_rows, charts
+from ui.explain_plots import money
+from ui.ledger_views import COMMON_MAE as COMMON_MAE_COLUMN
+from ui.ledger_views import OWN_MAE
 
 pytestmark = pytest.mark.slow  # a real MLflow store and a ledger are set up once
 
@@ -29,7 +39,35 @@ def test_every_version_with_its_metrics_verdict_and_reasons(story_env, run_page:
         .item()
         .startswith(REJECTION_REASON)
     )
-    assert "vega_lite_chart" in element_types(app)  # MAE and baseline over versions
+    assert "vega_lite_chart" in element_types(app)  # every version on the common holdout
+
+
+def test_one_fair_leaderboard_never_mixes_holdouts(story_env, run_page: RunPage):
+    app = run_page("Models", {**story_env, "UI_MLFLOW_URL": "http://mlflow.example:5000/"})
+    assert not app.exception and not app.error
+    [chart] = charts(app)
+    assert chart["spec"]["title"] == (
+        f"MAE on the holdout of batch 6 ({COMMON_HOLDOUT_ROWS:,} rows), every version"
+    )
+    plotted = {row["version"]: row["dollars"] for row in all_rows(chart)}
+    assert plotted == {f"v{v}": mae for v, mae in COMMON_MAE.items()}  # v1: other holdout only
+    assert V1_OLD_HOLDOUT_MAE not in plotted.values()
+    assert "Not scored on this holdout: v1" in app.warning[0].value
+    table = app.dataframe[0].value.set_index("version")
+    assert table.loc["v3", COMMON_MAE_COLUMN] == f"${COMMON_MAE['3']:,.0f}"
+    assert table.loc["v3", OWN_MAE] == 161_000.0  # what its promotion compared
+    assert table.loc["v1", COMMON_MAE_COLUMN] == "not scored"  # never another holdout's
+    assert table.loc["v2", "MLflow run"] == "http://mlflow.example:5000/#/runs/run2"
+    assert "set UI_MLFLOW_URL" not in texts(app)
+
+
+def test_without_the_mlflow_url_runs_are_ids_and_the_page_says_where_to_set_it(
+    story_env, run_page: RunPage
+):
+    app = run_page("Models", story_env)
+    table = app.dataframe[0].value.set_index("version")
+    assert table.loc["v2", "MLflow run"] == "run2"
+    assert "set UI_MLFLOW_URL" in texts(app)
 
 
 def test_the_reasons_of_one_version(story_env, run_page: RunPage):
@@ -85,5 +123,7 @@ def test_on_the_served_stack_registry_ledger_and_serving_agree(
     table = app.dataframe[0].value
     row = table[table["version"] == f"v{production.version}"]
     assert row["verdict"].item() == "in production"
-    assert row["MAE"].item() > 0 and row["baseline MAE"].item() > 0
+    assert row[OWN_MAE].item() > 0 and row["baseline MAE (own holdout)"].item() > 0
+    # promote scored it on the newest holdout, its own: the same number twice
+    assert row[COMMON_MAE_COLUMN].item() == money(row[OWN_MAE].item())
     assert row["why promoted or rejected"].item().startswith("no champion: first model")

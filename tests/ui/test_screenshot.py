@@ -1,7 +1,8 @@
 """The Predict page in a real browser: ``streamlit run ui/app.py`` with serving behind it,
 headless Chromium, screenshots saved in ``var/test-artifacts/``: ``ui-predict.png`` (a price
 and its plots), ``ui-predict-invalid.png`` (Bathrooms -1), ``ui-predict-warning.png`` (a
-house larger than any the served version saw, with serving's warning beside the price)."""
+house larger than any the served version saw, with serving's warning beside the price); and the
+Monitoring and Models pages on the seeded story (``ui-monitoring.png``, ``ui-models.png``)."""
 
 from __future__ import annotations
 
@@ -156,3 +157,51 @@ def test_predict_page_screenshot_with_serving_s_warnings(served_ui: ServedUi):
     assert seen["price"] == money(answer.json()["price"]), seen
     assert seen["warnings"] == expected, seen
     assert WARNING_SCREENSHOT.stat().st_size > 60_000
+
+
+MONITORING_SCREENSHOT = ARTIFACTS / "ui-monitoring.png"
+MODELS_SCREENSHOT = ARTIFACTS / "ui-models.png"
+
+
+def shoot(url: str, path: Path, heading: str, charts: int, height: int) -> dict[str, object]:
+    """A page by its URL once ``charts`` Vega charts are drawn; what a person sees. The page
+    scrolls inside the app, so the viewport is as tall as the page to show all of it."""
+    with browser_page(1440, height) as page:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text(heading, exact=True).first.wait_for(timeout=60_000)
+        page.wait_for_function(  # every chart drawn (Vega draws each as an SVG)
+            "n => document.querySelectorAll(\"[data-testid='stVegaLiteChart'] svg.marks\").length >= n",
+            arg=charts,
+            timeout=60_000,
+        )
+        page.wait_for_timeout(1500)  # the last charts' layout and the fonts
+        seen = {
+            "errors": page.locator("[data-testid='stAlertContentError']").all_inner_texts(),
+            "warnings": page.locator("[data-testid='stAlertContentWarning']").all_inner_texts(),
+            "charts": page.locator("[data-testid='stVegaLiteChart']").count(),
+            "text": page.locator("[data-testid='stMain']").inner_text(),
+        }
+        page.screenshot(path=str(path), full_page=True)
+    return seen
+
+
+def test_monitoring_and_models_pages_screenshots(story_env, tmp_path: Path):
+    """The Monitoring page on the story's live traffic (requests, drift per window, the newest
+    window, shadow agreement) and the Models page's fair leaderboard, in Chromium."""
+    require_chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for path in (MONITORING_SCREENSHOT, MODELS_SCREENSHOT):
+        path.unlink(missing_ok=True)
+    log = tmp_path / "streamlit-monitoring.log"
+    with streamlit_app(story_env, log) as url:
+        monitoring = shoot(f"{url}/monitoring", MONITORING_SCREENSHOT, "Monitoring", 5, 3200)
+        models = shoot(f"{url}/models", MODELS_SCREENSHOT, "Model versions", 1, 1500)
+    assert monitoring["errors"] == [] and models["errors"] == [], log.read_text()[-3000:]
+    assert monitoring["charts"] >= 5, (
+        monitoring
+    )  # requests, prices, newest window, per window, shadow
+    assert "live drift, no labelled data yet" in str(monitoring["text"]).lower()
+    assert "Not scored on this holdout: v1" in " ".join(models["warnings"])  # type: ignore[arg-type]
+    assert MONITORING_SCREENSHOT.stat().st_size > 60_000
+    with Image.open(MONITORING_SCREENSHOT) as image:
+        assert image.width == 1440

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import math
 
+import pandas as pd
 import pytest
 
 from tasks.core.wire import STATUSES
-from tests.ui.story import PLANS, PRODUCTION_VERSION
+from tests.ui.story import COMMON_MAE, PLANS, PRODUCTION_VERSION
 from ui import ledger_views as views
 from ui.explain_plots import (
     contributions_of,
@@ -259,6 +261,7 @@ def history() -> list[dict]:
         entries.append(
             {
                 "model_version": plan.version, "batch_number": plan.number,
+                "run_id": f"run{plan.version}",
                 "trained_at": dt.datetime(2026, 11, 20, plan.number, tzinfo=dt.UTC),
                 "training_batch_ids": [1], "training_reasons": list(plan.reasons),
                 "metrics": {"mae": plan.mae, "baseline_mae": 236_000.0, "rmse": 1.0},
@@ -286,12 +289,39 @@ def test_models_frame_gives_each_version_its_verdict_newest_first():
     )
 
 
-def test_mae_chart_plots_model_and_baseline_per_version():
-    data = views.mae_long(history(), PRODUCTION_VERSION)
-    assert len(data) == 8  # 4 versions x (model, baseline)
-    assert set(data["series"]) == {"model MAE", "baseline MAE (state medians)"}
-    spec = views.mae_chart(history(), PRODUCTION_VERSION).to_dict()
-    assert len(spec["layer"]) == 5
+BOARD = {
+    "holdout": {"batch_id": 6, "batch_number": 6, "model_version": "4", "rows": 72_114},
+    "scores": {v: {"mae": mae, "run_id": f"run{v}"} for v, mae in COMMON_MAE.items()},
+}
+
+
+def test_the_leaderboard_plots_only_the_common_holdout():
+    data = views.leaderboard_data(history(), PRODUCTION_VERSION, BOARD)
+    assert list(data["version"]) == ["v2", "v3", "v4"]  # v1 has no score on this holdout
+    assert list(data["dollars"]) == [COMMON_MAE["2"], COMMON_MAE["3"], COMMON_MAE["4"]]
+    assert views.not_scored(history(), BOARD) == ["v1"]
+    assert (
+        views.holdout_title(BOARD) == "MAE on the holdout of batch 6 (72,114 rows), every version"
+    )
+    spec = views.leaderboard_chart(history(), PRODUCTION_VERSION, BOARD).to_dict()
+    assert spec["title"] == views.holdout_title(BOARD)
+    assert "baseline" not in json.dumps(spec)  # the baseline was measured on each own holdout
+    empty = views.leaderboard_data(history(), PRODUCTION_VERSION, {"holdout": None, "scores": {}})
+    assert empty.empty
+
+
+def test_the_table_labels_both_maes_and_links_each_run():
+    frame = views.models_frame(
+        history(), PRODUCTION_VERSION, BOARD, lambda run: f"http://mlflow/#/runs/{run}"
+    )
+    row = frame.set_index("version")
+    assert row.loc["v3", views.COMMON_MAE] == COMMON_MAE["3"]
+    assert row.loc["v3", views.OWN_MAE] == 161_000.0
+    assert pd.isna(row.loc["v1", views.COMMON_MAE])  # never a number from another holdout
+    assert row.loc["v2", views.OWN_MAE] == 151_000.0
+    assert row.loc["v2", "MLflow run"] == "http://mlflow/#/runs/run2"
+    without_links = views.models_frame(history(), PRODUCTION_VERSION, BOARD)
+    assert list(without_links["MLflow run"]) == ["run4", "run3", "run2", "run1"]
 
 
 def test_last_promoted_version_is_the_ledger_s_production():

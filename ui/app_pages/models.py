@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from ui import page_kit
 from ui.errors import SourceError
 from ui.explain_plots import money
 from ui.ledger_views import (
+    COMMON_MAE,
     IN_PRODUCTION,
+    NOT_SCORED,
+    OWN_MAE,
     REJECTED,
     last_promoted_version,
-    mae_chart,
+    leaderboard_chart,
     models_frame,
+    not_scored,
     production_entry,
     verdict,
 )
@@ -71,7 +76,8 @@ def headline(settings: UiSettings, history: list[dict[str, Any]], production: st
             delta_color="inverse",
             border=True,
             height="stretch",
-            help="mean absolute error in dollars on the holdout it was evaluated on",
+            help="mean absolute error in dollars on its own holdout (the one its promotion "
+            "decision used); the chart below compares every version on one common holdout",
         )
     else:
         columns[1].metric("Its MAE", "n/a", border=True, height="stretch")
@@ -88,7 +94,7 @@ def headline(settings: UiSettings, history: list[dict[str, Any]], production: st
     columns[3].metric("Serving answers with", value, border=True, height="stretch", help=help_text)
 
 
-def details(history: list[dict[str, Any]], production: str | None) -> None:
+def details(settings: UiSettings, history: list[dict[str, Any]], production: str | None) -> None:
     st.subheader("Why each version was trained, and promoted or rejected")
     versions = [str(e["model_version"]) for e in reversed(history)]
     chosen = st.selectbox(
@@ -104,8 +110,11 @@ def details(history: list[dict[str, Any]], production: str | None) -> None:
         for reason in entry.get("training_reasons") or ["no reason recorded"]:
             st.markdown(f"- {reason}")
         batches = ", ".join(str(b) for b in entry.get("training_batch_ids") or [])
+        run_id = entry.get("run_id")
+        url = settings.mlflow_run_url(run_id)
         st.caption(
-            f"trained on batches (ids) {batches or 'n/a'} · MLflow run {entry.get('run_id')}"
+            f"trained on batches (ids) {batches or 'n/a'} · MLflow run "
+            + (f"[{run_id}]({url})" if url else str(run_id))
         )
     with right:
         state = verdict(entry, production)
@@ -114,6 +123,81 @@ def details(history: list[dict[str, Any]], production: str | None) -> None:
             st.markdown(f"- {reason}")
         if entry.get("champion_version"):
             st.caption(f"compared with champion v{entry['champion_version']} on the same holdout")
+
+
+def read_board(settings: UiSettings) -> dict[str, Any]:
+    """The common holdout's scores; an empty board (and a red box) if the ledger fails."""
+    try:
+        return page_kit.leaderboard(settings)
+    except SourceError as error:
+        page_kit.show_problem(error)
+        return {"holdout": None, "scores": {}}
+
+
+def leaderboard(history: list[dict[str, Any]], production: str | None, board: dict) -> None:
+    """Every version on ONE holdout, the newest; the versions without a score there listed."""
+    st.subheader("Every version on the same rows")
+    unscored = not_scored(history, board)
+    if board.get("holdout") is None or len(unscored) == len(history):
+        st.info(
+            "No version has been scored on a common holdout yet. promote scores every "
+            "registered version on the newest training's holdout after its verdict; to score "
+            "them now, run `python -m tasks.promote --leaderboard`.",
+            icon=":material/info:",
+        )
+        return
+    st.caption(
+        "Lower is better. Each version's decision was taken on its own holdout, so those numbers "
+        "(in the table) cannot be compared across versions; here every version is scored on "
+        "the same rows, the holdout of the newest training. Dots are coloured by verdict; "
+        f"{IN_PRODUCTION} is ringed."
+    )
+    st.altair_chart(leaderboard_chart(history, production, board), width="stretch")
+    if unscored:
+        st.warning(
+            f"**Not scored on this holdout: {', '.join(unscored)}** (left out of the chart, "
+            "never plotted from another holdout). A version that could not be loaded is named "
+            "in promote's log (`leaderboard_skipped`); `python -m tasks.promote --leaderboard` "
+            "tries again.",
+            icon=":material/help:",
+        )
+
+
+def table(
+    settings: UiSettings, history: list[dict[str, Any]], production: str | None, board: dict
+) -> None:
+    frame = models_frame(history, production, board, settings.mlflow_run_url)
+    frame[COMMON_MAE] = [NOT_SCORED if pd.isna(v) else money(v) for v in frame[COMMON_MAE]]
+    links = bool(settings.ui_mlflow_url)
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={
+            COMMON_MAE: st.column_config.TextColumn(
+                help="on the newest training's holdout: the same rows for every version"
+            ),
+            OWN_MAE: st.column_config.NumberColumn(
+                **DOLLARS, help="on the holdout of its own training: what its promotion compared"
+            ),
+            "baseline MAE (own holdout)": st.column_config.NumberColumn(**DOLLARS),
+            "RMSE (own holdout)": st.column_config.NumberColumn(**DOLLARS),
+            "R²": st.column_config.NumberColumn(format="%.3f"),
+            "MAPE": st.column_config.NumberColumn(format="percent"),
+            "trained at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "why trained": st.column_config.TextColumn(width="large"),
+            "why promoted or rejected": st.column_config.TextColumn(width="large"),
+            "MLflow run": (
+                st.column_config.LinkColumn(display_text=r"#/runs/(\w{8})")
+                if links
+                else st.column_config.TextColumn()
+            ),
+        },
+    )
+    if not links:
+        st.caption(
+            "MLflow runs are shown by id: set UI_MLFLOW_URL (the MLflow UI's address, in `.env` "
+            "or the UI's environment, see ui/settings.py) to link each version to its run."
+        )
 
 
 def main() -> None:
@@ -136,28 +220,10 @@ def main() -> None:
         return
     production = production_of(settings, history)
     headline(settings, history, production)
-    st.subheader("MAE over versions")
-    st.caption(
-        "Lower is better. Each dot is a version, coloured by its verdict; the dashed line is "
-        f"the baseline (each state's median price) on the same holdout. {IN_PRODUCTION.capitalize()}:"
-        " ringed."
-    )
-    st.altair_chart(mae_chart(history, production), width="stretch")
-    st.dataframe(
-        models_frame(history, production),
-        hide_index=True,
-        column_config={
-            "trained at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "MAE": st.column_config.NumberColumn(**DOLLARS),
-            "baseline MAE": st.column_config.NumberColumn(**DOLLARS),
-            "RMSE": st.column_config.NumberColumn(**DOLLARS),
-            "R²": st.column_config.NumberColumn(format="%.3f"),
-            "MAPE": st.column_config.NumberColumn(format="percent"),
-            "why trained": st.column_config.TextColumn(width="large"),
-            "why promoted or rejected": st.column_config.TextColumn(width="large"),
-        },
-    )
-    details(history, production)
+    board = read_board(settings)
+    leaderboard(history, production, board)
+    table(settings, history, production, board)
+    details(settings, history, production)
 
 
 main()

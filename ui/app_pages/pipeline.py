@@ -23,8 +23,6 @@ from ui.ledger_views import (
 )
 from ui.settings import UiSettings
 
-REPORT_HEIGHT = 720
-
 
 def choose_run(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """With several (group, day) runs in the ledger, a person picks one (or all)."""
@@ -55,28 +53,6 @@ def report_toggle(title: str, key: str | None, toggle_key: str) -> tuple[str, st
         st.caption(f"No {title.lower()} stored for this batch.")
         return None
     return (title, key) if st.toggle(f"Open the {title.lower()}", key=toggle_key) else None
-
-
-def show_report(settings: UiSettings, title: str, key: str) -> None:
-    """The report, full width, read from the lake; with a download button."""
-    try:
-        content = page_kit.report(settings, key)
-    except SourceError as error:
-        page_kit.show_problem(error)
-        return
-    heading, download = st.columns([4, 1], vertical_alignment="bottom")
-    heading.markdown(f"##### {title}")
-    download.download_button(
-        "Download",
-        content,
-        file_name=key.rsplit("/", 2)[-2].replace("=", "-") + "-" + key.rsplit("/", 1)[-1],
-        mime="text/html",
-        icon=":material/download:",
-        on_click="ignore",
-        key=f"download-{key}",
-        width="stretch",
-    )
-    st.iframe(content.decode("utf-8", errors="replace"), height=REPORT_HEIGHT)
 
 
 def batch_details(settings: UiSettings, summaries: list[dict[str, Any]]) -> None:
@@ -144,7 +120,7 @@ def batch_details(settings: UiSettings, summaries: list[dict[str, Any]]) -> None
             for reason in s.get("promotion_reasons") or []:
                 st.markdown(f"- {reason}")
     for title, key in filter(None, opened):
-        show_report(settings, f"{title} of batch {batch_label(s, many)}", key)
+        page_kit.show_report(settings, f"{title} of batch {batch_label(s, many)}", key)
 
 
 def live_drift() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tasks.core import registry
+from tasks.core.leaderboard import scores_on
 from tasks.core.ledger import Ledger, Promotion, Training
 from tasks.core.settings import TaskSettings
 from tasks.core.storage import open_store
@@ -87,6 +89,7 @@ class FakeRegistry:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, aliases: list[str | None]) -> None:
         self.aliases = aliases
         self.moves: list[str] = []
+        self.registered = ["1", "2"]  # the versions the leaderboard finds
         self.tags: dict[str, dict[str, Any]] = {}
         monkeypatch.setattr(registry, "client", lambda uri: self)
         monkeypatch.setattr(registry, "get_version", lambda c, name, version: version)
@@ -102,6 +105,9 @@ class FakeRegistry:
         monkeypatch.setattr(
             promote, "score_version", lambda s, version, rows: dict(scores[version])
         )
+
+    def search_model_versions(self, filter_string: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(version=v, run_id=f"run{v}") for v in self.registered]
 
 
 @pytest.fixture
@@ -156,6 +162,36 @@ def test_an_unchanged_champion_is_replaced_once_and_a_rerun_writes_nothing(
     again = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
     assert again["promotion_id"] == result["promotion_id"] and again["status"] == "existing"
     assert fake.moves == ["2"]  # nothing moved the second time
+    # the leaderboard: both versions scored on batch 1's holdout (the newest training's)
+    assert result["leaderboard_holdout_batch_id"] == batch_id
+    assert (result["leaderboard_scored"], result["leaderboard_skipped"]) == (["v1", "v2"], [])
+    scores = scores_on(Ledger.open(settings.ledger_url), "m", batch_id)
+    assert {v: (s.mae, s.mlflow_run_id) for v, s in scores.items()} == {
+        "1": (100_000.0, "run1"), "2": (80_000.0, "run2"),
+    }  # fmt: skip
+
+
+def test_a_version_that_cannot_be_loaded_is_skipped_named_and_not_recorded(
+    trained: tuple[TaskSettings, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, batch_id = trained
+    held_out = _record_train_metrics(settings, batch_id)
+    fake = FakeRegistry(monkeypatch, aliases=["1", "1"])
+    fake.registered = ["1", "2", "3"]  # v3: registered by hand, its artifacts gone
+
+    def score(s: TaskSettings, version: str, rows: Any) -> dict[str, float]:
+        if version == "3":
+            raise OSError("No such file or directory: model/MLmodel")
+        return {"mae": 100_000.0, "rmse": 150_000.0}
+
+    monkeypatch.setattr(promote, "score_version", score)
+    result = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
+    assert result["leaderboard_scored"] == ["v1", "v2"]  # both measured already: reused
+    assert result["leaderboard_skipped"] == ["v3"]
+    scores = scores_on(Ledger.open(settings.ledger_url), "m", batch_id)
+    assert set(scores) == {"1", "2"}
+    assert {s.holdout_rows for s in scores.values()} == {held_out}
+    assert scores["2"].mae == 80_000.0  # train's own number on these rows
 
 
 def test_nan_metrics_fail_the_task_and_promote_nothing(
@@ -210,7 +246,7 @@ def test_without_a_champion_nothing_is_scored(
 ) -> None:
     settings, batch_id = trained
     _record_train_metrics(settings, batch_id)
-    FakeRegistry(monkeypatch, aliases=[None, None])
+    FakeRegistry(monkeypatch, aliases=[None, None]).registered = ["2"]  # the first version
     monkeypatch.setattr(promote, "load_holdout", lambda *a: pytest.fail("no rows needed"))
     monkeypatch.setattr(promote, "score_version", lambda *a: pytest.fail("nothing to score"))
     result = promote.run(promote.PromoteInputs(batch_id=batch_id), settings)
