@@ -58,7 +58,7 @@ def test_live_traffic_drift_and_shadow_with_their_numbers(story_env, run_page: R
     page = texts(app)
     assert "drifted: live drift, no labelled data yet" in page
     assert LIVE_DRIFT_REASON in page
-    assert "Live drift, no labelled data yet" in page
+    assert "live drift, no labelled data yet: window " in page  # the banner (the story's words)
     newest = app.dataframe[0].value
     assert set(newest["feature"]) == set(WINDOW_FEATURES)
     assert set(newest.loc[newest["drifted"] == "drifted", "feature"]) == {"state", "house_size"}
