@@ -135,6 +135,7 @@ bench: setup ## the benchmarks (on demand; results go to bench/README.md)
 	$(PY) bench/fetch_full_scale.py
 	$(PY) bench/pipeline_full_scale.py
 	$(PY) bench/serving.py
+	$(PY) bench/monitor_window.py
 
 clean: ## remove local state (var/), keeping the environments
 	rm -rf var mlruns mlartifacts

@@ -6,9 +6,10 @@ them and the rows arrive as six columns, never as a million JSON documents or Py
 
 - PostgreSQL: ``json_to_record`` parses each document once (six ``->>`` parse it six times:
   6.4 s against 2.1 s of server time for a million rows), and ``COPY ... TO STDOUT`` streams
-  the columns as CSV into pyarrow's CSV reader (a million rows as Python tuples and
-  ``DataFrame.from_records`` took about 11 s of the monitor's CPU; see bench/README.md,
-  "The monitor over a million requests");
+  the six columns as CSV into pyarrow's CSV reader. A million rows: 16.6-17.7 s -> 3.1-4.9 s
+  to read, the whole step 19.6-24.1 s -> 9.7-12.6 s wall (bench/README.md, "The monitor
+  over a million logged requests"); the step's own CPU hardly changed, the time was the
+  server's and the round trips of the server-side cursor;
 - any other database (SQLite: the embedded mode and tests): SQLAlchemy's JSON operators
   (``json_extract``) through a server-side cursor, in chunks of :data:`CHUNK_ROWS`.
 
