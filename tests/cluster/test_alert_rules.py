@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,7 @@ from serving.metrics import ServingMetrics
 from serving.monitor_metrics import LiveWindowCollector
 from tasks.core.ledger import Ledger, MonitorWindow
 from tests.support.postgres import fresh_database
+from tests.support.programs import require
 
 RULE = CLUSTER / "apps/monitoring/base/prometheus-rule.yaml"
 COMPOSE_RULES = REPO / "compose/prometheus/rules/realtor-live-drift.yaml"
@@ -157,3 +159,136 @@ def test_compose_has_the_cluster_rules_and_docs_name_them() -> None:
         assert (
             r["annotations"]["summary"] and "docs/monitoring.md" in r["annotations"]["description"]
         )
+
+
+# --- the rules evaluated by Prometheus' own rule engine (promtool test rules) ---------------
+
+#: one replica's labels, as the ServiceMonitor's scrape gives them (two replicas: pods a, b)
+POD_A = '{job="serving", pod="serving-a"}'
+POD_B = '{job="serving", pod="serving-b"}'
+
+
+def annotations(alert: str, cause: str | None, value: str) -> dict[str, str]:
+    """The rule's annotations of ``alert`` as Prometheus renders them for ``value``."""
+    doc = yaml.safe_load(COMPOSE_RULES.read_text())
+    [rule] = [
+        r
+        for g in doc["groups"]
+        for r in g["rules"]
+        if r["alert"] == alert and r["labels"].get("cause") == cause
+    ]
+    out = {}
+    for key, text in rule["annotations"].items():
+        text = text.replace('{{ $value | printf "%.2f" }}', value)
+        out[key] = text.replace("{{ $value | humanizeDuration }}", value)
+    return out
+
+
+def alerts_at(eval_time: str, name: str, *expected: dict) -> dict:
+    return {"eval_time": eval_time, "alertname": name, "exp_alerts": list(expected)}
+
+
+def scenarios() -> list[dict]:
+    healthy_age = "300+0x300"  # a window 5 minutes old, all along
+    drift = annotations("LiveDriftDetected", None, "0.67")
+    return [
+        {  # two replicas export the drifted window: one alert, after 5 minutes, naming 0.67
+            "interval": "1m",
+            "input_series": [
+                *(
+                    {"series": f"realtor_live_window_drifted{pod}", "values": "0 0 0 1x20"}
+                    for pod in (POD_A, POD_B)
+                ),
+                *(
+                    {"series": f"realtor_live_drift_share{pod}", "values": "0.17 0.17 0.17 0.67x20"}
+                    for pod in (POD_A, POD_B)
+                ),
+                {"series": f"realtor_live_window_age_seconds{POD_A}", "values": healthy_age},
+                {"series": f"realtor_live_window_read_errors_total{POD_A}", "values": "0x30"},
+            ],
+            "alert_rule_test": [
+                alerts_at("6m", "LiveDriftDetected"),  # pending: drifted for 3 minutes
+                alerts_at(
+                    "10m",
+                    "LiveDriftDetected",
+                    {"exp_labels": {"severity": "warning"}, "exp_annotations": drift},
+                ),
+                alerts_at("10m", "LiveMonitorStale"),
+            ],
+        },
+        {  # a stable window: nothing
+            "interval": "1m",
+            "input_series": [
+                {"series": f"realtor_live_window_drifted{POD_A}", "values": "0x30"},
+                {"series": f"realtor_live_drift_share{POD_A}", "values": "0.33x30"},
+                {"series": f"realtor_live_window_age_seconds{POD_A}", "values": healthy_age},
+                {"series": f"realtor_live_window_read_errors_total{POD_A}", "values": "0x30"},
+            ],
+            "alert_rule_test": [
+                alerts_at("20m", "LiveDriftDetected"),
+                alerts_at("20m", "LiveMonitorStale"),
+            ],
+        },
+        {  # the window grows old: 10,000 s at first, a minute more each minute
+            "interval": "1m",
+            "input_series": [
+                {"series": f"realtor_live_window_drifted{POD_A}", "values": "0x40"},
+                {"series": f"realtor_live_window_age_seconds{POD_A}", "values": "10000+60x40"},
+                {"series": f"realtor_live_window_read_errors_total{POD_A}", "values": "0x40"},
+            ],
+            "alert_rule_test": [
+                alerts_at("20m", "LiveMonitorStale"),  # over 3 h since 14m: pending
+                alerts_at(
+                    "30m",
+                    "LiveMonitorStale",
+                    {
+                        "exp_labels": {"severity": "warning", "cause": "old-window"},
+                        "exp_annotations": annotations(
+                            "LiveMonitorStale", "old-window", "3h 16m 40s"
+                        ),
+                    },
+                ),
+            ],
+        },
+        {  # serving up, no window ever: after 3 hours
+            "interval": "1m",
+            "input_series": [
+                {"series": f"realtor_live_window_read_errors_total{POD_A}", "values": "0x240"},
+            ],
+            "alert_rule_test": [
+                alerts_at("2h50m", "LiveMonitorStale"),
+                alerts_at(
+                    "3h10m",
+                    "LiveMonitorStale",
+                    {
+                        "exp_labels": {"severity": "warning", "cause": "no-window"},
+                        "exp_annotations": annotations("LiveMonitorStale", "no-window", ""),
+                    },
+                ),
+            ],
+        },
+        {  # serving down (nothing scraped): no monitor alert (the scrape's own alerts say it)
+            "interval": "1m",
+            "input_series": [{"series": 'up{job="serving", pod="serving-a"}', "values": "0x240"}],
+            "alert_rule_test": [alerts_at("4h", "LiveMonitorStale")],
+        },
+    ]
+
+
+def test_prometheus_fires_the_alerts_as_documented(tmp_path) -> None:
+    promtool = require("promtool")
+    tests = tmp_path / "live-drift.test.yaml"
+    tests.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(COMPOSE_RULES)],
+                "evaluation_interval": "1m",
+                "tests": scenarios(),
+            },
+            sort_keys=False,
+        )
+    )
+    done = subprocess.run(
+        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
