@@ -50,7 +50,12 @@ node_modules/.synced: package-lock.json
 	scripts/ensure_chromium.sh
 	mkdir -p .tools && touch $@
 
-setup: $(VENV)/.synced $(AIRFLOW_VENV)/.synced $(CHECKOV_VENV)/.synced node_modules/.synced .tools/.chromium ## create the environments from the locks
+# Prometheus' promtool for the alert rules' test: Debian's prometheus where missing (as root), else a hint.
+.tools/.promtool: scripts/ensure_promtool.sh
+	scripts/ensure_promtool.sh
+	mkdir -p .tools && touch $@
+
+setup: $(VENV)/.synced $(AIRFLOW_VENV)/.synced $(CHECKOV_VENV)/.synced node_modules/.synced .tools/.chromium .tools/.promtool ## create the environments from the locks
 
 vendor: $(VENV)/.synced ## download the pinned Helm charts and schemas into .cache/vendor (needs network)
 	$(PY) cluster/tools/vendor.py download
@@ -135,6 +140,7 @@ bench: setup ## the benchmarks (on demand; results go to bench/README.md)
 	$(PY) bench/fetch_full_scale.py
 	$(PY) bench/pipeline_full_scale.py
 	$(PY) bench/serving.py
+	$(PY) bench/monitor_window.py
 
 clean: ## remove local state (var/), keeping the environments
 	rm -rf var mlruns mlartifacts

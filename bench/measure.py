@@ -1,4 +1,4 @@
-"""Run one task process and measure it: wall seconds and peak RSS (``wait4`` rusage)."""
+"""Run one task process and measure it: wall seconds, CPU seconds and peak RSS (``wait4``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Measured:
     result: dict
     seconds: float
     peak_rss_mib: int
+    cpu_seconds: float = 0.0  # user + system: the work, whatever the machine's load
 
 
 def run_task(task: str, env: dict[str, str], *args: str) -> Measured:
@@ -39,4 +40,5 @@ def run_task(task: str, env: dict[str, str], *args: str) -> Measured:
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"tasks.{task} {args} failed:\n{stderr.decode()[-3000:]}")
-    return Measured(json.loads(xcom.read_text()), seconds, usage.ru_maxrss // 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(json.loads(xcom.read_text()), seconds, usage.ru_maxrss // 1024, cpu)

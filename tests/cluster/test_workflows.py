@@ -20,6 +20,7 @@ IMAGES = {
     "drift-check",
     "train",
     "promote",
+    "monitor",
     "serving",
     "ui",
 }

@@ -165,6 +165,12 @@ PROGRAMS: tuple[Program, ...] = (
         find_bats,
     ),
     Program(
+        "promtool",
+        "evaluating the live-drift alert rules (Prometheus' rule engine)",
+        "`make setup` installs Debian's prometheus as root; else install Prometheus' promtool",
+        lambda: shutil.which("promtool"),
+    ),
+    Program(
         "charts and schemas",
         "the cluster checks (pinned Helm charts, CRD and values schemas, compose specification)",
         "`make test` runs `make vendor` when none are found; or ../shared, or SHARED_DIR",
