@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tasks.core.registry import CHALLENGER_ALIAS
@@ -81,17 +81,17 @@ class ServingSettings(ConnectionSettings):
         le=19,
         description="the preparation worker's niceness (CPU priority below serving)",
     )
-    challenger_alias: str | None = Field(
-        None,
-        description="also prepare the version carrying this alias (a shadow challenger) and hold "
-        f"it beside the served one; unset: none ({CHALLENGER_ALIAS!r} with SERVING_SHADOW=true)",
-    )
-
     # shadow challenger (serving/shadow.py)
     shadow: bool = Field(
         False,
         description="score a sample of live requests with the challenger too, off the request "
         "path, and log both prices to the ledger (shadow_predictions); answers stay production's",
+    )
+    challenger_alias: str | None = Field(
+        None,
+        validate_default=True,
+        description="also prepare the version carrying this alias (a shadow challenger) and hold "
+        f"it beside the served one; unset: none ({CHALLENGER_ALIAS!r} with SERVING_SHADOW=true)",
     )
     shadow_sample: float = Field(
         1.0, ge=0, le=1, description="share of live requests the challenger scores (0..1)"
@@ -145,12 +145,13 @@ class ServingSettings(ConnectionSettings):
         10_000, ge=1, description="most rows in one exported Parquet file"
     )
 
-    @model_validator(mode="after")
-    def _shadow_needs_a_challenger(self) -> ServingSettings:
+    @field_validator("challenger_alias")
+    @classmethod
+    def _shadow_needs_a_challenger(cls, alias: str | None, info: ValidationInfo) -> str | None:
         """SERVING_SHADOW=true shadows the alias train sets, unless another one is named."""
-        if self.shadow and not self.challenger_alias:
-            self.challenger_alias = CHALLENGER_ALIAS
-        return self
+        if not alias and info.data.get("shadow"):
+            return CHALLENGER_ALIAS
+        return alias
 
     @property
     def body_limit(self) -> int:

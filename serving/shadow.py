@@ -124,7 +124,8 @@ class ShadowScorer:
         self.scored = 0
         self.failures = 0
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the ledger's, cleared once a write succeeds
+        self.last_failure: str | None = None  # the challenger's last failure, kept
         self.idle_reason: str | None = shadow_state(None, None)
         self._last_report = 0.0
         self._count_lock = threading.Lock()
@@ -196,6 +197,7 @@ class ShadowScorer:
             "scored": self.scored,
             "dropped": dict(self.dropped),
             "failures": self.failures,
+            "last_failure": self.last_failure,
             "last_error": self.last_error,
         }
 
@@ -287,7 +289,7 @@ class ShadowScorer:
         self.metrics.failures.inc(count)
         with self._count_lock:
             self.failures += count
-        self.last_error = f"v{version}: {error}"
+        self.last_failure = f"v{version}: {error}"
         if self._may_report():
             log.warning(
                 "shadow.challenger_failed",
