@@ -159,8 +159,13 @@ def verdict(phases: list[Phase]) -> str:
     p99 = statistics.median(p.ms("p99_us") for p in on) / statistics.median(
         p.ms("p99_us") for p in off
     )
+    pairs = [
+        f"{b.per_second / a.per_second:.0%} / {b.ms('p99_us') / a.ms('p99_us'):.2f}x"
+        for a, b in zip(off, on, strict=True)
+    ]
     return (
-        f"shadow on vs off (medians of {len(on)} rounds): throughput {rate:.0%} "
+        f"shadow on vs off, each round (throughput / p99): {', '.join(pairs)}; "
+        f"medians of {len(on)} rounds: throughput {rate:.0%} "
         f"(>= 80%: {'met' if rate >= 0.8 else 'MISSED'}), p99 {p99:.2f}x "
         f"(<= 1.2x: {'met' if p99 <= 1.2 else 'MISSED'}), "
         f"{sum(p.failures for p in phases)} failed requests"

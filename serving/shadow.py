@@ -182,9 +182,10 @@ class ShadowScorer:
                 self._lost("queue_full", dropped, "the shadow scorer is behind")
         self.metrics.queue.set(len(self.buffer))
 
-    def status(self) -> dict[str, Any]:
+    def status(self, production: LoadedModel | None) -> dict[str, Any]:
         """/model's ``shadow``: which version, how much is sampled, and what became of it."""
         challenger = self.get_challenger()
+        self.idle_reason = shadow_state(challenger, production)
         return {
             "enabled": True,
             "alias": self.alias,

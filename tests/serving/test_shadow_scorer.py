@@ -63,7 +63,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(local_model: LoadedModel
     shadow, registry = scorer("sqlite://", challenger, capacity=5)  # not started: nothing drains
     shadow.offer(local_model, *requests(local_model, [3, 3, 3]))
     assert len(shadow.buffer) == 5
-    assert shadow.status()["dropped"]["queue_full"] == 4
+    assert shadow.status(local_model)["dropped"]["queue_full"] == 4
     value = registry.get_sample_value("realtor_shadow_dropped_total", {"reason": "queue_full"})
     assert value == 4
 
@@ -74,7 +74,10 @@ def test_the_sample_and_the_same_version_rule(local_model: LoadedModel):
     assert sampled(2, 0.0, lambda: 0.0) == [False, False]
     same, _ = scorer("sqlite://", local_model)  # the challenger is the production version
     same.offer(local_model, *requests(local_model, [2]))
-    assert len(same.buffer) == 0 and "is the production version" in same.status()["idle_reason"]
+    assert (
+        len(same.buffer) == 0
+        and "is the production version" in same.status(local_model)["idle_reason"]
+    )
     assert "no challenger" in shadow_state(None, local_model)
 
 
@@ -108,7 +111,7 @@ def test_scored_rows_land_and_a_failing_request_costs_only_its_rows(
     assert {(r.production_version, r.challenger_version, r.model_name) for r in rows} == {
         ("7", "8", "local")
     }
-    status = shadow.status()
+    status = shadow.status(local_model)
     assert (status["scored"], status["failures"], status["queued"]) == (7, 1, 0)
     assert "v8: ValueError" in status["last_failure"]
     assert registry.get_sample_value("realtor_shadow_failures_total") == 1
