@@ -21,8 +21,10 @@ from datetime import datetime
 
 import numpy as np
 
-#: the first word of a held promotion's first reason (a re-run evaluates it again)
-HELD = "held:"
+from tasks.core.shadow_ledger import HELD, is_held
+
+__all__ = ["APART", "HELD", "ShadowComparison", "compare", "hold", "is_held", "reason"]
+
 #: two prices are "apart" when they differ by more than this share of the champion's
 APART = 0.10
 
@@ -119,8 +121,3 @@ def hold(
         f"batch {batch_id} later"
     )
     return False, True, [held, *reasons]
-
-
-def is_held(promoted: bool, reasons: Sequence[str] | None) -> bool:
-    """Was this recorded promotion held (not final: a re-run evaluates it again)?"""
-    return not promoted and bool(reasons) and str(reasons[0]).startswith(HELD)
