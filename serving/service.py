@@ -2,8 +2,9 @@
 
 The :class:`~serving.watcher.ModelWatcher` (registry polls, background loads, atomic swaps),
 the :class:`~serving.batcher.MicroBatcher` (concurrent requests share one predict call on one
-worker thread), the inference log's writer and exporter threads, the Prometheus metrics and the
-explainer's thread. The routers (``serving/routes/``) answer from it.
+worker thread), the inference log's writer and exporter threads, the shadow scorer
+(``SERVING_SHADOW``: :mod:`serving.shadow`), the Prometheus metrics and the explainer's thread.
+The routers (``serving/routes/``) answer from it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from serving.metrics import ServingMetrics
 from serving.monitor_metrics import LiveWindowCollector
 from serving.predict_lane import Admission, Answer, ClientDisconnectedError, admit
 from serving.settings import ServingSettings
+from serving.shadow import ShadowScorer
 from serving.state import LoadedModel
 from serving.watcher import ModelWatcher
 from tasks.core.logs import get_logger
@@ -46,9 +48,12 @@ class Service:
     explain_pool: ThreadPoolExecutor
     writer: InferenceLogWriter | None = None
     exporter: InferenceExporter | None = None
+    shadow: ShadowScorer | None = None
 
     async def start(self) -> None:
         self.watcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
         if self.writer is not None and self.exporter is not None:
             self.writer.start()
             self.exporter.start()
@@ -61,6 +66,7 @@ class Service:
             tracking_uri=settings.mlflow_tracking_uri,
             poll_interval_seconds=settings.poll_interval_seconds,
             inference_log=settings.inference_log_enabled,
+            shadow=settings.shadow,
         )
 
     async def stop(self) -> None:
@@ -70,6 +76,8 @@ class Service:
         if self.writer is not None and self.exporter is not None:
             await asyncio.to_thread(self.writer.stop)
             await asyncio.to_thread(self.exporter.stop)
+        if self.shadow is not None:
+            await asyncio.to_thread(self.shadow.stop)
         log.info("serving.stopped")
 
     def unavailable(self, request_id: str | None = None) -> Answer:
@@ -128,12 +136,31 @@ def _inference_log(
     return writer, exporter
 
 
+def _shadow(
+    settings: ServingSettings, metrics: ServingMetrics, watcher: ModelWatcher
+) -> ShadowScorer | None:
+    if not settings.shadow:
+        return None
+    return ShadowScorer(
+        settings.ledger_url,
+        metrics.registry,
+        lambda: watcher.challenger,
+        alias=settings.challenger_alias or "",
+        sample=settings.shadow_sample,
+        capacity=settings.shadow_queue,
+        batch_rows=settings.shadow_batch_rows,
+        flush_seconds=settings.inference_log_flush_seconds,
+        timeout_seconds=settings.inference_log_db_timeout_seconds,
+    )
+
+
 def build_service(settings: ServingSettings) -> Service:
     """The parts, wired; nothing started yet."""
     metrics = ServingMetrics()
     metrics.registry.register(LiveWindowCollector.of(settings.ledger_url, settings.model_name))
     watcher = ModelWatcher(settings, metrics)
     writer, exporter = _inference_log(settings, metrics)
+    shadow = _shadow(settings, metrics, watcher)
 
     def observe(model: LoadedModel, jobs: list[Job], prices: list[np.ndarray]) -> None:
         """After each predict call, on the worker thread: metrics and the inference log."""
@@ -145,15 +172,19 @@ def build_service(settings: ServingSettings) -> Service:
         for batch in prices:
             for price in batch.tolist():
                 metrics.predicted_price.observe(price)
+        if writer is None and shadow is None:
+            return
+        paid = [cents(batch) for batch in prices]  # the prices the clients got
         if writer is not None:
             now = dt.datetime.now(dt.UTC)
             logged: list[dict[str, Any]] = []
-            for job, batch in zip(jobs, prices, strict=True):
-                paid = np.asarray(cents(batch))  # the prices the client got
+            for job, batch in zip(jobs, paid, strict=True):
                 logged += log_rows(
-                    model.name, model.version, job.request_id, job.records, paid, now
+                    model.name, model.version, job.request_id, job.records, batch, now
                 )
             writer.offer(logged)
+        if shadow is not None:
+            shadow.offer(model, [j.request_id for j in jobs], [j.records for j in jobs], paid)
 
     batcher = MicroBatcher(
         lambda: watcher.current,
@@ -170,4 +201,5 @@ def build_service(settings: ServingSettings) -> Service:
         explain_pool=ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain"),
         writer=writer,
         exporter=exporter,
+        shadow=shadow,
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from tasks.core.registry import CHALLENGER_ALIAS
 from tasks.core.settings import ConnectionSettings, shared_field
 
 #: Settings read without the SERVING_ prefix (the connections, shared with the pipeline).
@@ -80,10 +81,26 @@ class ServingSettings(ConnectionSettings):
         le=19,
         description="the preparation worker's niceness (CPU priority below serving)",
     )
+    # shadow challenger (serving/shadow.py)
+    shadow: bool = Field(
+        False,
+        description="score a sample of live requests with the challenger too, off the request "
+        "path, and log both prices to the ledger (shadow_predictions); answers stay production's",
+    )
     challenger_alias: str | None = Field(
         None,
+        validate_default=True,
         description="also prepare the version carrying this alias (a shadow challenger) and hold "
-        "it beside the served one; unset: none",
+        f"it beside the served one; unset: none ({CHALLENGER_ALIAS!r} with SERVING_SHADOW=true)",
+    )
+    shadow_sample: float = Field(
+        1.0, ge=0, le=1, description="share of live requests the challenger scores (0..1)"
+    )
+    shadow_queue: int = Field(
+        10_000, ge=1, description="rows waiting for the shadow scorer; beyond it rows are dropped"
+    )
+    shadow_batch_rows: int = Field(
+        500, ge=1, description="most rows the challenger scores in one call (and one insert)"
     )
 
     # request path
@@ -127,6 +144,14 @@ class ServingSettings(ConnectionSettings):
     inference_export_max_rows: int = Field(
         10_000, ge=1, description="most rows in one exported Parquet file"
     )
+
+    @field_validator("challenger_alias")
+    @classmethod
+    def _shadow_needs_a_challenger(cls, alias: str | None, info: ValidationInfo) -> str | None:
+        """SERVING_SHADOW=true shadows the alias train sets, unless another one is named."""
+        if not alias and info.data.get("shadow"):
+            return CHALLENGER_ALIAS
+        return alias
 
     @property
     def body_limit(self) -> int:

@@ -49,6 +49,8 @@ def router(service: Service) -> APIRouter:
             document["challenger"] = challenger_document(
                 settings.challenger_alias, watcher.challenger, watcher.challenger_failure
             )
+        if service.shadow is not None:
+            document["shadow"] = service.shadow.status(model)
         if service.writer is not None and service.exporter is not None:
             document["inference_log"] = {
                 **service.writer.status(),

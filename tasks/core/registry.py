@@ -1,7 +1,10 @@
 """The MLflow model registry, as the steps, serving and the UI use it.
 
 The production model is the version carrying the alias ``production``; the deprecated
-stage ``Production`` is also set for tools that still read stages. Everything here talks to
+stage ``Production`` is also set for tools that still read stages. The newest version train
+registered carries the alias ``challenger`` (serving scores live requests with it in shadow);
+a promoted version keeps it: MLflow lets one version hold both aliases, and serving does not
+shadow production with itself. Everything here talks to
 the tracking server given by ``settings.mlflow_tracking_uri`` through an ``MlflowClient``.
 :func:`champion` is the one lookup of the production model: None when there is none yet,
 an exception when the registry cannot be asked (never a guess).
@@ -20,6 +23,8 @@ if TYPE_CHECKING:  # MLflow takes about a second to import: only where a registr
     from mlflow.tracking import MlflowClient
 
 PRODUCTION_ALIAS = "production"
+#: the alias train sets on the version it registers: the version serving shadows
+CHALLENGER_ALIAS = "challenger"
 PRODUCTION_STAGE = "Production"
 ARCHIVED_STAGE = "Archived"
 #: MLflow tag values are strings of at most 5,000 characters (8,000 on newer servers).
@@ -91,6 +96,11 @@ def set_version_tags(
 ) -> None:
     for key, value in tags.items():
         mlflow.set_model_version_tag(name, str(version), key, tag_value(value))
+
+
+def set_alias(mlflow: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Point ``alias`` of ``name`` at ``version`` (idempotent: setting it again changes nothing)."""
+    mlflow.set_registered_model_alias(name, alias, str(version))
 
 
 def make_production(mlflow: MlflowClient, name: str, version: str) -> None:

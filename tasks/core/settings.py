@@ -215,6 +215,12 @@ class TaskSettings(ConnectionSettings):
     # promote
     promotion_min_mae_improvement: float = Field(0.03, ge=0, description="relative, 0.03 = 3%")
     promotion_max_rmse_regression: float = Field(0.01, ge=0, description="relative, 0.01 = 1%")
+    promote_min_shadow_requests: int = Field(
+        0,
+        ge=0,
+        description="live requests serving's shadow must have scored with the challenger "
+        "against the champion before promote may move the alias; 0: not required",
+    )
 
     # XCom contract of the KubernetesPodOperator; the local runtime points it elsewhere
     xcom_return_path: Path = Path("/airflow/xcom/return.json")

@@ -13,10 +13,15 @@ challenger and its stage becomes Production (older versions archived); either wa
 version gets tags (``promotion_reasons``, ``promoted``, ``promoted_at`` or ``evaluated_at``)
 and the ledger a ``promotions`` row.
 
+Live traffic (:mod:`tasks.promote.shadow`): when serving's shadow scored live requests with the
+challenger beside the champion, the comparison is one more reason; with
+``PROMOTE_MIN_SHADOW_REQUESTS`` a challenger the rule would promote is *held* until the shadow
+has compared that many requests. A held promotion is recorded and a re-run evaluates it again.
+
 Concurrency: the alias is re-read just before it moves, inside :func:`promotion_lock`
 (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite); if it changed since the
 evaluation the task fails and asks for a re-run (which evaluates against the new champion).
-Idempotent: a batch with a promotions row returns it.
+Idempotent: a batch with a promotions row returns it (unless it was held).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from tasks.core.lifecycle_ledger import (
 )
 from tasks.core.logs import get_logger
 from tasks.core.settings import TaskSettings
+from tasks.core.shadow_ledger import shadow_pairs
 from tasks.core.storage import ObjectStore, open_store
 from tasks.core.training_ledger import (
     CuratedBatch,
@@ -50,6 +56,7 @@ from tasks.core.training_ledger import (
 )
 from tasks.promote import leaderboard
 from tasks.promote import rule as promotion_rule
+from tasks.promote import shadow
 
 log = get_logger(__name__)
 
@@ -148,7 +155,7 @@ def run(inputs: PromoteInputs, settings: TaskSettings) -> dict[str, Any]:
     ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
     existing = find_promotion(ledger, batch.id)
-    if existing is not None:
+    if existing is not None and not shadow.is_held(existing.promoted, existing.reasons):
         log.info("promote.already_done", batch_id=batch.id, promoted=existing.promoted)
         return _result(existing, {"status": "existing", "alias_moved": False})
     training = _required_training(ledger, batch.id)
@@ -200,10 +207,14 @@ def _promote(
             min_mae_improvement=settings.promotion_min_mae_improvement,
             max_rmse_regression=settings.promotion_max_rmse_regression,
         )
+    promote, held, reasons = _shadow_reasons(
+        ledger, settings, batch_id, challenger, champion, promote, reasons
+    )
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with promotion_lock(ledger, name) as session:
         recorded = find_promotion(session, batch_id)
-        if recorded is not None:  # a concurrent run for the same batch finished first
+        if recorded is not None and not shadow.is_held(recorded.promoted, recorded.reasons):
+            # a concurrent run for the same batch finished first
             return _result(recorded, {"status": "existing", "alias_moved": False})
         current = registry.champion_version(client, name)
         if current != champion and current != challenger:
@@ -238,6 +249,9 @@ def _promote(
             challenger_metrics=challenger_metrics,
             champion_metrics=champion_metrics,
         )
+        if recorded is not None:  # held before: this evaluation replaces that one
+            session.delete(recorded)
+            session.flush()
         promotion, created = record_promotion(session, promotion)
         if not created:
             return _result(promotion, {"status": "existing", "alias_moved": False})
@@ -250,7 +264,35 @@ def _promote(
         reasons=reasons,
     )
     status = ("promoted" if moved else "already_production") if promote else "rejected"
+    status = "held" if held else status
     return _result(promotion, {"status": status, "alias_moved": moved})
+
+
+def _shadow_reasons(
+    ledger: Ledger,
+    settings: TaskSettings,
+    batch_id: int,
+    challenger: str,
+    champion: str | None,
+    promote: bool,
+    reasons: list[str],
+) -> tuple[bool, bool, list[str]]:
+    """(promote, held, reasons) with the live shadow comparison and the minimum shadow period
+    (:mod:`tasks.promote.shadow`); nothing to compare without a champion other than it."""
+    if champion is None or champion == challenger:
+        return promote, False, reasons
+    pairs = shadow_pairs(ledger, settings.model_name, challenger, champion)
+    comparison = shadow.compare(
+        pairs.request_ids, pairs.production, pairs.challenger, since=pairs.first_at
+    )
+    reasons = [*reasons, shadow.reason(comparison, challenger, champion)]
+    return shadow.hold(
+        promote,
+        reasons,
+        comparison,
+        min_requests=settings.promote_min_shadow_requests,
+        batch_id=batch_id,
+    )
 
 
 def _v(version: str | None) -> str:
@@ -258,7 +300,9 @@ def _v(version: str | None) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    if result.get("alias_moved"):
+    if result.get("status") == "held":
+        verdict = "HELD (not promoted yet)"
+    elif result.get("alias_moved"):
         verdict = "PROMOTED"
     elif result["promoted"]:
         verdict = "already production, the alias did not move"

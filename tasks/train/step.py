@@ -13,7 +13,8 @@ fails: a model is never trained without a recorded reason). The steps (:func:`_t
 3. fit: the model with the best hyperparameters on all training rows;
 4. evaluate: holdout metrics (dollars, log price, per status and price band) against the
    per-state median baseline (:mod:`tasks.core.evaluation`);
-5. log: the MLflow run and a new registered version (:mod:`tasks.train.training_log`);
+5. log: the MLflow run and a new registered version (:mod:`tasks.train.training_log`), which
+   gets the alias ``challenger`` (serving's shadow scores live requests with it);
 6. record: the ``trainings`` row of the ledger.
 
 Training and scoring use ``TRAIN_THREADS`` OpenMP threads (0: :func:`tasks.core.threads.training_threads`
@@ -164,6 +165,12 @@ def _train(
             batches=batches,
             seed=settings.random_seed,
         )
+    registry.set_alias(
+        registry.client(settings.mlflow_tracking_uri),
+        settings.model_name,
+        registry.CHALLENGER_ALIAS,
+        logged.version,
+    )
     training = training_row(session, settings, batch, decision, data, scores, logged)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log.info(
@@ -329,6 +336,8 @@ def _adopt_registered_version(
     metrics = dict(run.data.metrics)
     params = run.data.params
     log.warning("train.adopting_version", batch_id=batch.id, version=version.version)
+    # the run that died may have died before the alias: set it (again; idempotent)
+    registry.set_alias(client, settings.model_name, registry.CHALLENGER_ALIAS, version.version)
     training, _ = record_training(
         session,
         Training(

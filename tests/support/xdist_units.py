@@ -37,6 +37,8 @@ SHARED_UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
             "tests/serving/test_live_traffic.py",
             "tests/serving/test_preparation.py",
             "tests/serving/test_schemathesis.py",
+            "tests/serving/test_shadow.py",
+            "tests/tasks/promote/test_promote_shadow.py",
             "tests/ui/test_models_page.py",
             "tests/ui/test_pipeline_page.py",
             "tests/ui/test_predict_page.py",
