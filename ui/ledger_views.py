@@ -16,11 +16,13 @@ import pandas as pd
 IN_PRODUCTION = "in production"
 PROMOTED = "promoted, since replaced"
 REJECTED = "rejected"
+HELD = "held for its shadow period"
 NOT_EVALUATED = "not evaluated yet"
 VERDICT_COLOURS: dict[str, str] = {
     IN_PRODUCTION: "#1a9850",
     PROMOTED: "#91cf60",
     REJECTED: "#d73027",
+    HELD: "#fdae61",
     NOT_EVALUATED: "#999999",
 }
 
@@ -55,11 +57,14 @@ def _version_key(version: Any) -> tuple[int, str]:
 
 
 def verdict(entry: dict[str, Any], production: str | None) -> str:
-    """What became of a version: in production, promoted (since replaced), rejected, pending."""
+    """What became of a version: in production, promoted (since replaced), rejected, held for
+    its shadow period (promote evaluates it again when re-run), pending."""
     if production is not None and str(entry["model_version"]) == str(production):
         return IN_PRODUCTION
     if entry.get("promoted") is True:
         return PROMOTED
+    if entry.get("promotion_held"):
+        return HELD
     if entry.get("promoted") is False:
         return REJECTED
     return NOT_EVALUATED
@@ -297,7 +302,9 @@ def pipeline_frame(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "why": joined(s.get("decision_reasons") or s.get("validation_reasons")),
                 "model": f"v{s['model_version']}" if s.get("model_version") else "—",
                 "MAE": s.get("mae"),
-                "promoted": "—" if promoted is None else ("yes" if promoted else "no"),
+                "promoted": "—"
+                if promoted is None
+                else ("yes" if promoted else ("held" if s.get("promotion_held") else "no")),
                 "outcome": batch_outcome(s),
             }
         )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -201,6 +202,9 @@ class Promotion(Base):
     challenger_version: Mapped[str] = mapped_column(String(32))
     champion_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     promoted: Mapped[bool] = mapped_column(Boolean)
+    #: held for the minimum shadow period (0006): not promoted yet, not final either; a re-run
+    #: of promote evaluates it again
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     challenger_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     champion_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -3,12 +3,11 @@
 Serving's shadow (``serving/shadow.py``) writes one ``shadow_predictions`` row per live record
 the challenger scored beside production's answer. One place for the reads, so promote (its
 shadow reason and the minimum shadow period) and the UI (agreement per challenger) count the
-same rows the same way. Also what marks a promotion as *held* (:func:`is_held`).
+same rows the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,15 +16,10 @@ from sqlalchemy import select
 from tasks.core.ledger import Ledger
 from tasks.core.ledger_tables import ShadowPrediction
 
-#: the first word of a held promotion's first reason (promote's minimum shadow period): the
-#: promotion is recorded with ``promoted`` false, and a re-run of promote evaluates it again
+#: the first word of a held promotion's first reason (promote's minimum shadow period); the
+#: promotion is recorded with ``promoted`` false and ``held`` true, and a re-run of promote
+#: evaluates it again
 HELD = "held:"
-
-
-def is_held(promoted: bool, reasons: Sequence[str] | None) -> bool:
-    """Was this recorded promotion held (not final: a re-run evaluates it again)? For promote,
-    and for readers that must not call a held promotion "rejected" (the UI, record)."""
-    return not promoted and bool(reasons) and str(reasons[0]).startswith(HELD)
 
 
 @dataclass(frozen=True)

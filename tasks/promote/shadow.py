@@ -21,9 +21,9 @@ from datetime import datetime
 
 import numpy as np
 
-from tasks.core.shadow_ledger import HELD, is_held
+from tasks.core.shadow_ledger import HELD
 
-__all__ = ["APART", "HELD", "ShadowComparison", "compare", "hold", "is_held", "reason"]
+__all__ = ["APART", "HELD", "ShadowComparison", "compare", "hold", "reason"]
 
 #: two prices are "apart" when they differ by more than this share of the champion's
 APART = 0.10

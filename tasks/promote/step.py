@@ -54,9 +54,8 @@ from tasks.core.training_ledger import (
     promotion_lock,
     read_curated,
 )
-from tasks.promote import leaderboard
+from tasks.promote import leaderboard, shadow
 from tasks.promote import rule as promotion_rule
-from tasks.promote import shadow
 
 log = get_logger(__name__)
 
@@ -155,7 +154,7 @@ def run(inputs: PromoteInputs, settings: TaskSettings) -> dict[str, Any]:
     ledger = Ledger.of(settings)
     batch = ledger.get_batch(inputs.batch_id)
     existing = find_promotion(ledger, batch.id)
-    if existing is not None and not shadow.is_held(existing.promoted, existing.reasons):
+    if existing is not None and not existing.held:
         log.info("promote.already_done", batch_id=batch.id, promoted=existing.promoted)
         return _result(existing, {"status": "existing", "alias_moved": False})
     training = _required_training(ledger, batch.id)
@@ -213,7 +212,7 @@ def _promote(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with promotion_lock(ledger, name) as session:
         recorded = find_promotion(session, batch_id)
-        if recorded is not None and not shadow.is_held(recorded.promoted, recorded.reasons):
+        if recorded is not None and not recorded.held:
             # a concurrent run for the same batch finished first
             return _result(recorded, {"status": "existing", "alias_moved": False})
         current = registry.champion_version(client, name)
@@ -245,6 +244,7 @@ def _promote(
             challenger_version=challenger,
             champion_version=champion,
             promoted=promote,
+            held=held,
             reasons=reasons,
             challenger_metrics=challenger_metrics,
             champion_metrics=champion_metrics,

@@ -364,3 +364,12 @@ def test_pipeline_views_classify_every_batch():
     assert views.pipeline_frame(other_day)["batch"].iloc[-1] == "g1 Wednesday #1"
     assert views.rows_chart(rows).to_dict()["mark"]["type"] == "bar"
     assert "drift" in views.drift_chart(rows).to_dict()["title"].lower()
+
+
+def test_a_held_promotion_is_neither_rejected_nor_promoted():
+    held = {"model_version": "4", "promoted": False, "promotion_held": True}
+    assert views.verdict(held, production="3") == views.HELD
+    assert views.verdict({**held, "promotion_held": False}, production="3") == views.REJECTED
+    rejected = summaries()[4]  # batch 5: trained, rejected
+    frame = views.pipeline_frame([rejected, {**rejected, "promotion_held": True}])
+    assert list(frame["promoted"]) == ["no", "held"]

@@ -116,6 +116,8 @@ def batch_details(settings: UiSettings, summaries: list[dict[str, Any]]) -> None
             verdict = {True: "promoted", False: "rejected", None: "not evaluated yet"}[
                 s.get("promoted")
             ]
+            if s.get("promotion_held"):
+                verdict = "held for its shadow period (re-run promote later)"
             st.markdown(f"**{verdict}**")
             for reason in s.get("promotion_reasons") or []:
                 st.markdown(f"- {reason}")

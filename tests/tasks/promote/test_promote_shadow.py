@@ -80,7 +80,8 @@ def test_a_short_shadow_holds_the_promotion_until_enough_requests_compared(
         assert aliases["production"] == champion
         with ledger.session() as session:
             recorded = session.scalar(select(Promotion).where(Promotion.batch_id == batch_id))
-            assert recorded.promoted is False and recorded.reasons == held["reasons"]
+            assert recorded.promoted is False and recorded.held is True
+            assert recorded.reasons == held["reasons"]
 
         start = dt.datetime(2026, 12, 7, 12, 3, tzinfo=dt.UTC)
         with ledger.session() as session:

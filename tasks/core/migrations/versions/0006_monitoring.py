@@ -13,6 +13,8 @@ Create Date: 2026-12-07
   reason (NULL on a drifted window: live drift, no labelled data yet).
 - ``shadow_predictions``: a live request scored by the shadow challenger too, off the
   request path (serving, ``SERVING_SHADOW=true``), beside the production answer it got.
+- ``promotions.held``: a promotion promote held for its minimum shadow period
+  (``PROMOTE_MIN_SHADOW_REQUESTS``): not final, a re-run evaluates it again.
 - ``version_scores``: each model version scored on one holdout (the leaderboard scores every
   version on the newest one, so versions are compared on the same rows).
 """
@@ -93,9 +95,14 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_version_scores_holdout", "version_scores", ["holdout_batch_id"])
+    op.add_column(
+        "promotions",
+        sa.Column("held", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("promotions", "held")
     op.drop_index("ix_version_scores_holdout", table_name="version_scores")
     op.drop_table("version_scores")
     op.drop_index("ix_shadow_predictions_predicted_at", table_name="shadow_predictions")
