@@ -7,8 +7,9 @@ returns at most one row per hour and version over a bounded span. The monitor wi
 themselves are read through :mod:`tasks.core.monitor_ledger`.
 
 Shadow agreement: two prices are "more than 10% apart" when one exceeds the other by more than
-10%, i.e. ``|log(challenger) - log(production)| > log(1.1)``; the test is written with products
-so that SQLite (no ``ln`` in every build) computes it too. The median of ``|Δ log price|`` is
+10% (:data:`tasks.core.shadow_ledger.APART_FACTOR`, promote's rule too); the test is written with
+products so that SQLite (no ``log`` in every build) computes it too. The median of
+``|Δ log10 price|`` is
 ``percentile_cont`` on PostgreSQL; on SQLite (the embedded mode, small logs) the price pairs of
 each challenger are read and the median is taken in Python.
 """
@@ -24,9 +25,8 @@ from sqlalchemy import Float, and_, case, cast, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from tasks.core.ledger import InferenceLog, Ledger, ShadowPrediction
+from tasks.core.shadow_ledger import APART_FACTOR
 
-#: a pair of prices is "apart" when one exceeds the other by more than this factor
-APART_FACTOR = 1.1
 #: the span of hours the page shows, back from the newest logged request
 DEFAULT_SPAN = timedelta(days=7)
 
@@ -120,7 +120,8 @@ def _median_abs_log_diff(
         model.production_price > 0,
     )
     if ledger.engine.dialect.name == "postgresql":
-        diff = func.abs(func.ln(model.challenger_price) - func.ln(model.production_price))
+        # PostgreSQL's log(x) is base 10
+        diff = func.abs(func.log(model.challenger_price) - func.log(model.production_price))
         value = session.scalar(select(func.percentile_cont(0.5).within_group(diff)).where(where))
         return None if value is None else float(value)
     pairs = np.asarray(
@@ -129,7 +130,7 @@ def _median_abs_log_diff(
     )
     if pairs.size == 0:
         return None
-    return float(np.median(np.abs(np.log(pairs[:, 0]) - np.log(pairs[:, 1]))))
+    return float(np.median(np.abs(np.log10(pairs[:, 0]) - np.log10(pairs[:, 1]))))
 
 
 def shadow_per_hour(
@@ -161,5 +162,5 @@ def shadow_per_hour(
         return [dict(row._mapping) for row in session.execute(query)]
 
 
-#: ``log(1.1)``: the same threshold in log-price terms, for the page's captions
-APART_LOG = math.log(APART_FACTOR)
+#: ``log10(1.1)``: the same threshold in log10-price terms, for the page's captions
+APART_LOG = math.log10(APART_FACTOR)

@@ -21,6 +21,11 @@ from tasks.core.ledger_tables import ShadowPrediction
 #: evaluates it again
 HELD = "held:"
 
+#: two prices are "more than 10% apart" when one exceeds the other by more than this factor,
+#: i.e. ``|log10(challenger) - log10(production)| > log10(1.1)``: promote's reason and the
+#: Monitoring page use this one rule, and both give the median of ``|Δ log10 price|``
+APART_FACTOR = 1.1
+
 
 @dataclass(frozen=True)
 class ShadowPairs:

@@ -21,12 +21,13 @@ from datetime import datetime
 
 import numpy as np
 
-from tasks.core.shadow_ledger import HELD
+from tasks.core.shadow_ledger import APART_FACTOR, HELD
 
 __all__ = ["APART", "HELD", "ShadowComparison", "compare", "hold", "reason"]
 
-#: two prices are "apart" when they differ by more than this share of the champion's
-APART = 0.10
+#: two prices are "apart" when one exceeds the other by more than this share (the Monitoring
+#: page's rule too: :data:`tasks.core.shadow_ledger.APART_FACTOR`)
+APART = APART_FACTOR - 1.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def compare(
     median = share = None
     if priced.any():
         median = float(np.median(np.abs(np.log10(c[priced]) - np.log10(p[priced]))))
-        share = float(np.mean(np.abs(c[priced] / p[priced] - 1.0) > APART))
+        ratio = c[priced] / p[priced]
+        share = float(np.mean(np.maximum(ratio, 1.0 / ratio) > APART_FACTOR))
     return ShadowComparison(
         requests=len(set(request_ids)),
         predictions=len(production),

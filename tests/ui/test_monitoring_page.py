@@ -84,7 +84,7 @@ def test_live_traffic_drift_and_shadow_with_their_numbers(story_env, run_page: R
     assert (shadow["challenger"], shadow["against production"]) == ("v4", "v2")
     assert shadow["requests compared"] == compared
     assert 0.2 < shadow["share > 10% apart"] < 0.5  # a third were 25% apart, the rest 3%
-    assert shadow["median |Δ log price|"] == pytest.approx(0.0296, abs=1e-3)  # log(1.03)
+    assert shadow["median |Δ log10 price|"] == pytest.approx(0.01284, abs=1e-3)  # log10(1.03)
     assert any("more than 10% apart, per hour" in t for t in titles)
 
 

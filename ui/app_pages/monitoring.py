@@ -152,7 +152,7 @@ def shadow(data: dict[str, Any]) -> None:
         hide_index=True,
         column_config={
             "requests compared": st.column_config.NumberColumn(format="localized"),
-            "median |Δ log price|": st.column_config.NumberColumn(format="%.3f"),
+            "median |Δ log10 price|": st.column_config.NumberColumn(format="%.3f"),
             "share > 10% apart": st.column_config.NumberColumn(format="percent"),
             "first": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "last": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),

@@ -52,10 +52,10 @@ def check(ledger: Ledger) -> None:
     assert hours[2]["max_price"] == PAIRS[-1][1]
     [agreement] = monitoring_reads.shadow_agreement(ledger, "m")
     ratios = np.array([c / p for _, p, c in PAIRS])
-    apart = np.abs(np.log(ratios)) > math.log(1.1)
+    apart = np.abs(np.log10(ratios)) > math.log10(1.1)
     assert agreement["compared"] == len(PAIRS)
     assert agreement["share_apart"] == pytest.approx(apart.mean())
-    assert agreement["median_abs_log_diff"] == pytest.approx(np.median(np.abs(np.log(ratios))))
+    assert agreement["median_abs_log_diff"] == pytest.approx(np.median(np.abs(np.log10(ratios))))
     per_hour = monitoring_reads.shadow_per_hour(ledger, "m")
     assert [row["compared"] for row in per_hour] == [6, 6, 3]
     assert per_hour[0]["share_apart"] == pytest.approx(apart[:6].mean())

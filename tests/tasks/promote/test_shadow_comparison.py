@@ -75,3 +75,10 @@ def test_the_figures_are_bounded_and_symmetric(pairs):
     assert shadow.compare(ids, c, p).median_abs_log10 == pytest.approx(found.median_abs_log10)
     same = shadow.compare(ids, p, p)
     assert same.median_abs_log10 == 0.0 and same.share_apart == 0.0
+
+
+def test_apart_is_symmetric_as_on_the_monitoring_page():
+    """One exceeds the other by more than 10%, whichever: 90.5k against 100k is apart (100k is
+    10.5% above it), 91k is not; the page's SQL (tasks.core.monitoring_reads) says the same."""
+    found = shadow.compare(["a", "b"], [100_000.0, 100_000.0], [90_500.0, 91_000.0], since=SINCE)
+    assert found.share_apart == 0.5
