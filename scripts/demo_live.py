@@ -12,7 +12,10 @@ After the batches, the demo starts serving (shadow scoring on) on its stores and
    unpauses ``realtor_pipeline`` first). With no scheduler in the demo, the demo starts
    that queued run itself (``airflow dags test realtor_pipeline``) and removes the queue entry
    it consumed, saying so; that run's drift_check has the live window as a reason.
-3. prices a few houses and explains one on the model serving now.
+3. once serving has loaded the version that run registered as ``challenger`` beside production
+   (``SERVING_SHADOW=true``), sends usual traffic again and says how the two versions' prices
+   compare (``shadow_predictions``: the Monitoring page's shadow agreement);
+4. prices a few houses and explains one on the model serving now.
 
 The monitor's window ends ``MONITOR_SETTLE_SECONDS`` before it runs (30 s by default, for
 transactions still in flight); the demo sets it to 1 s and waits for serving's log instead.
@@ -39,6 +42,8 @@ from scripts.local_apps import say, serving, try_serving  # noqa: E402
 
 #: records of each kind of live traffic the demo sends
 LIVE_RECORDS = 1_000
+#: records sent once the shadow challenger scores beside production
+SHADOW_RECORDS = 500
 PIPELINE = "realtor_pipeline"
 
 
@@ -57,8 +62,61 @@ class WindowLine:
 
 
 def serving_environment(env: dict[str, str]) -> dict[str, str]:
-    """Serving on the demo's stores, scoring live requests with the challenger too."""
-    return {**env, "SERVING_SHADOW": env.get("SERVING_SHADOW", "true")}
+    """Serving on the demo's stores, scoring live requests with the challenger too, and
+    checking the registry every 2 s (10 s by default) so the new challenger comes quickly."""
+    return {
+        **env,
+        "SERVING_SHADOW": env.get("SERVING_SHADOW", "true"),
+        "SERVING_POLL_INTERVAL_SECONDS": env.get("SERVING_POLL_INTERVAL_SECONDS", "2"),
+    }
+
+
+def wait_shadow(url: str, timeout: float = 120.0) -> dict[str, Any] | None:
+    """/model's shadow section once serving scores with a challenger; None if it never does."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    shadow: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        shadow = httpx.get(f"{url}/model", timeout=10).json().get("shadow")
+        if shadow and shadow.get("scoring"):
+            return shadow
+        time.sleep(1)
+    say(f"    the shadow never started scoring: {shadow}")
+    return None
+
+
+def shadow_scene(url: str, pool: list[dict[str, Any]], model_name: str, settle: float) -> None:
+    """Usual traffic once the new challenger scores beside production; what the two said."""
+    from tasks.core.ledger import Ledger
+    from tasks.core.monitoring_reads import shadow_agreement
+
+    say("serving: waiting for it to load the new challenger beside production (shadow)...")
+    shadow = wait_shadow(url)
+    if shadow is None:
+        return
+    say(f"    challenger v{shadow['challenger_version']} scores {shadow['sample']:.0%} of requests")
+    send_traffic(url, "shadowed", None, 3, pool, "like the training data", settle)
+    ledger = Ledger.open(os.environ["LEDGER_URL"])
+    deadline = time.monotonic() + 30
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = [
+            r
+            for r in shadow_agreement(ledger, model_name)
+            if str(r["challenger_version"]) == str(shadow["challenger_version"])
+        ]
+        if rows and rows[0]["compared"] >= SHADOW_RECORDS:
+            break
+        time.sleep(0.5)
+    for row in rows:
+        median = row["median_abs_log_diff"]
+        say(
+            f"    shadow: v{row['challenger_version']} beside production v"
+            f"{row['production_version']} on {row['compared']:,} predictions: median "
+            f"|Δ log10 price| {median:.3f}, {row['share_apart']:.1%} more than 10% apart "
+            "(the UI's Monitoring page; promote says the same once it compares them)"
+        )
 
 
 def training_pool(model_name: str) -> tuple[str, list[dict[str, Any]]]:
@@ -173,15 +231,16 @@ def send_traffic(
     what: str,
     settle_seconds: float,
 ) -> None:
-    records = sample_records(LIVE_RECORDS, shift=shift, seed=seed, pool=pool)
+    count = SHADOW_RECORDS if traffic == "shadowed" else LIVE_RECORDS
+    records = sample_records(count, shift=shift, seed=seed, pool=pool)
     prefix = f"demo-{traffic}-{int(time.time())}"
-    say(f"live traffic, {traffic}: {LIVE_RECORDS:,} houses {what}")
+    say(f"live traffic, {traffic}: {count:,} houses {what}")
     result = send(url, records, request_prefix=prefix, progress=sys.stderr)
     say(
         f"    {result.requests} requests in {result.seconds:.1f} s, answered by "
         f"v{', v'.join(result.model_versions)}"
     )
-    wait_logged(prefix, LIVE_RECORDS)
+    wait_logged(prefix, count)
     time.sleep(settle_seconds + 0.5)  # the monitor's window ends MONITOR_SETTLE_SECONDS ago
 
 
@@ -228,6 +287,7 @@ def live_act(
             if airflow.run(["dags", "test", PIPELINE, "-c", json.dumps(conf)], log_path):
                 raise RuntimeError(f"the pipeline run the live drift started failed: {log_path}")
             started = True
+            shadow_scene(url, pool, model_name, settle)
         else:
             say(f"no run of {PIPELINE} was queued: the monitor emitted no live-drift event")
         try_serving(url)

@@ -654,7 +654,7 @@ def shadow_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             {
                 "challenger": f"v{r['challenger_version']}",
                 "against production": f"v{r['production_version']}",
-                "requests compared": int(r["compared"]),
+                "predictions compared": int(r["compared"]),
                 "median |Δ log10 price|": r.get("median_abs_log_diff"),
                 "share > 10% apart": float(r["share_apart"]),
                 "first": _utc(r["first"]),
@@ -663,7 +663,7 @@ def shadow_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             for r in rows
         ],
         columns=[
-            "challenger", "against production", "requests compared", "median |Δ log10 price|",
+            "challenger", "against production", "predictions compared", "median |Δ log10 price|",
             "share > 10% apart", "first", "last",
         ],
     )  # fmt: skip

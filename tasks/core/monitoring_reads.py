@@ -83,7 +83,7 @@ def requests_per_hour(
 
 def shadow_agreement(ledger: Ledger, model_name: str) -> list[dict[str, Any]]:
     """Per challenger version (and the production version it was compared with): requests
-    compared, share more than 10% apart, median ``|Δ log price|``, first and last compared."""
+    compared, share more than 10% apart, median ``|Δ log10 price|``, first and last compared."""
     model = ShadowPrediction
     apart = func.sum(case((_apart(), 1), else_=0))
     query = (

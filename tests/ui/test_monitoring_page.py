@@ -82,7 +82,7 @@ def test_live_traffic_drift_and_shadow_with_their_numbers(story_env, run_page: R
         len(range(0, REQUESTS_PER_HOUR + (hour % 6) * 3, SHADOW_EVERY)) for hour in range(30)
     )
     assert (shadow["challenger"], shadow["against production"]) == ("v4", "v2")
-    assert shadow["requests compared"] == compared
+    assert shadow["predictions compared"] == compared
     assert 0.2 < shadow["share > 10% apart"] < 0.5  # a third were 25% apart, the rest 3%
     assert shadow["median |Δ log10 price|"] == pytest.approx(0.01284, abs=1e-3)  # log10(1.03)
     assert any("more than 10% apart, per hour" in t for t in titles)

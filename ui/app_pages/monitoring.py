@@ -151,7 +151,7 @@ def shadow(data: dict[str, Any]) -> None:
         shadow_frame(data["shadow"]),
         hide_index=True,
         column_config={
-            "requests compared": st.column_config.NumberColumn(format="localized"),
+            "predictions compared": st.column_config.NumberColumn(format="localized"),
             "median |Δ log10 price|": st.column_config.NumberColumn(format="%.3f"),
             "share > 10% apart": st.column_config.NumberColumn(format="percent"),
             "first": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
