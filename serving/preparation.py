@@ -154,6 +154,41 @@ def _reap(process: Any, grace_seconds: float = 30.0) -> None:
     threading.Thread(target=reap, name=f"reap-{process.name}", daemon=True).start()
 
 
+class DutyCycle:
+    """Lets a worker run ``share`` of each ``period`` seconds: stopped (SIGSTOP) for the rest.
+
+    Niceness only ranks the worker among runnable processes: on an idle second core it still
+    runs flat out beside serving, taking memory bandwidth and cache from the requests. Stopping
+    it part of the time takes that much less; the version takes ``1/share`` times as long to
+    prepare. ``share`` 1: never stopped (the default). A worker is always continued before it
+    is waited for, killed or left (:meth:`release`).
+    """
+
+    def __init__(self, pid: int | None, share: float, period: float = 0.1) -> None:
+        self.pid = pid
+        self.share = share
+        self.run_seconds = period * share if share < 1 else 0.1
+        self.stop_seconds = period * (1 - share) if share < 1 else 0.0
+
+    def pause(self) -> None:
+        """Stop the worker for its off part of the period, then continue it."""
+        if self.stop_seconds <= 0 or self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return
+        try:
+            time.sleep(self.stop_seconds)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self.stop_seconds > 0 and self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+
+
 class Preparer:
     """Prepares versions in worker processes (one at a time), else in the serving process."""
 
@@ -275,12 +310,26 @@ class Preparer:
         return replace(loaded, preparation=status, load_seconds=time.perf_counter() - started)
 
     def _wait(self, process: Any, receiver: Any, version: str) -> tuple[Any, ...]:
-        """The worker's message; PreparationError if it dies or outlives the timeout."""
+        """The worker's message; PreparationError if it dies or outlives the timeout.
+
+        With ``SERVING_PREPARE_DUTY_CYCLE`` below 1 the worker runs that share of each 100 ms
+        period and is stopped for the rest (:class:`DutyCycle`).
+        """
         deadline = time.monotonic() + self.settings.prepare_timeout_seconds
+        duty = DutyCycle(process.pid, self.settings.prepare_duty_cycle)
+        try:
+            return self._poll(process, receiver, version, deadline, duty)
+        finally:
+            duty.release()
+
+    def _poll(
+        self, process: Any, receiver: Any, version: str, deadline: float, duty: DutyCycle
+    ) -> tuple[Any, ...]:
         while True:
             try:
-                if receiver.poll(0.1):
+                if receiver.poll(duty.run_seconds):
                     return receiver.recv()
+                duty.pause()
             except (EOFError, OSError):  # its end closed without a message: it died (below)
                 time.sleep(0.05)
             if not process.is_alive():

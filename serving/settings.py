@@ -75,6 +75,14 @@ class ServingSettings(ConnectionSettings):
     prepare_timeout_seconds: float = Field(
         600.0, gt=0, description="a preparation worker still busy after this long is killed"
     )
+    prepare_duty_cycle: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="share of wall time the preparation worker may run: below 1 it is stopped "
+        "and continued (SIGSTOP/SIGCONT) in 100 ms periods, so a version takes longer to "
+        "prepare and takes that much less from the requests meanwhile",
+    )
     prepare_nice: int = Field(
         10,
         ge=0,

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -286,6 +287,7 @@ def test_a_forkserver_worker_prepares_the_same_bytes(versions: Versions):
     second = preparer.prepare(versions.name, versions.numbers[2], "production")
     assert first.preparation.where == second.preparation.where == "worker"
     assert first.native is None  # the fast path serves: the registered model stayed there
+    configure_mlflow(settings_for(versions))  # the in-process reference load's registry
     reference = load_version(
         registry.client(versions.stack.tracking_uri), versions.name, versions.numbers[1], "x"
     )
@@ -322,4 +324,43 @@ def test_the_challenger_alias_is_prepared_the_same_way_and_held(versions: Versio
     finally:
         watcher.stop()
         versions.stack.client().delete_registered_model_alias(versions.name, "challenger")
+    assert leftovers(versions.shm) == []
+
+
+@on_the_stack
+def test_a_duty_cycled_worker_is_stopped_part_of_the_time_and_prepares_the_same_bytes(
+    versions: Versions,
+):
+    """SERVING_PREPARE_DUTY_CYCLE=0.3: the worker is seen stopped (state T in /proc) while it
+    prepares, is continued before it is reaped, and hands over the same answers."""
+    from serving.preparation import Preparer
+    from tasks.core import registry
+
+    preparer = Preparer(settings_for(versions, prepare_duty_cycle=0.3), ServingMetrics())
+    states: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            pid = preparer.worker_pid
+            if pid is not None:
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    states.add(stat.rsplit(")", 1)[1].split()[0])
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        loaded = preparer.prepare(versions.name, versions.numbers[1], "production")
+    finally:
+        done.set()
+        watcher.join(10)
+    assert "T" in states, states  # stopped (SIGSTOP) part of the time
+    configure_mlflow(settings_for(versions))  # the in-process reference load's registry
+    reference = load_version(
+        registry.client(versions.stack.tracking_uri), versions.name, versions.numbers[1], "x"
+    )
+    records = canonical(RECORDS)
+    assert loaded.predict(records).tobytes() == reference.predict(records).tobytes()
     assert leftovers(versions.shm) == []
