@@ -28,6 +28,7 @@ SMOKED = [
     "pipeline/realtor_pipeline.train",
     "pipeline/realtor_pipeline.promote",
     "apps/serving/serving",
+    "pipeline/realtor_monitor.monitor",
     "apps/ui/ui",
     "compose/mlflow",
     "compose/data-api",
@@ -47,6 +48,7 @@ COMPLETED = [  # Jobs, init containers and each pipeline pod's --help: exited 0
         for t in ("fetch", "validate", "drift_check", "train", "promote", "record")
     ),
     "pipeline/realtor_replay.replay --help",
+    "pipeline/realtor_monitor.monitor --help",
 ]
 NOT_RUN = [  # with the reason the output gives
     *(f"airflow/airflow-{d}/{d}-log-groomer" for d in ("scheduler", "dag-processor", "triggerer")),

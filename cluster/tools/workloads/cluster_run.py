@@ -154,7 +154,8 @@ class ClusterRun:
                                    f"/api/v2/monitor/health says {part}: {health.get(part)}"))  # fmt: skip
 
     def pipeline_pods(self) -> str | None:
-        """--help of each pod; fetch for real; train and promote on a curated batch."""
+        """--help of each pod; fetch for real; train and promote on a curated batch (the
+        monitor's pod runs for real once serving has logged requests: :meth:`monitor`)."""
         pods = [w for w in self.workloads if w.source == "dag"]
         for pod in pods:
             helped = Workload(**{**pod.__dict__, "name": pod.name + " --help"})
@@ -207,6 +208,27 @@ class ClusterRun:
             self.run.smoke(pod.name, f"{step} on a curated batch: {result[:80]}", lambda: None)
         return version
 
+    def monitor(self) -> None:
+        """realtor_monitor's pod for real, over what serving's smoke logged (a few requests:
+        a ``too_few_rows`` window, recorded through the pod's own database and store settings).
+        Its ``--until`` is left out: the rendered one is the fixed date the pods are built for."""
+        pod = self.by_name.get("pipeline/realtor_monitor.monitor")
+        if pod is None:
+            return
+        pod.container = {**pod.container, "args": []}
+        prepared = self.launch(
+            pod, job=True, budget=300, extra_env={"XCOM_RETURN_PATH": "/airflow/xcom/return.json"}
+        )
+        if prepared is not None:
+            xcom = prepared.root / "airflow/xcom/return.json"
+            self.run.smoke(
+                pod.name,
+                "closed a window of what serving logged",
+                lambda: smoke.check(
+                    '"window_id"' in xcom.read_text(), f"monitor's result: {xcom.read_text()[:300]}"
+                ),
+            )
+
     def apps(self) -> None:
         mlflow = self.by_name["mlflow/mlflow/mlflow"]
         data_api = self.by_name["apps/data-api/data-api"]
@@ -235,6 +257,8 @@ class ClusterRun:
                 f"predicted with version {version}",
                 lambda: smoke.serving_predict(self.url("apps", "serving", 8000), version),
             )
+        if version:
+            self.monitor()
         ui = self.by_name["apps/ui/ui"]
         if self.launch(ui, budget=300):
             self.run.smoke(

@@ -9,10 +9,13 @@ import json
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 DAGS = REPO / "dags"
+#: the logical date and data interval the pods are rendered for
+RUN_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class _TaskInstance:
@@ -59,6 +62,9 @@ def main(env_json: str) -> int:
                 "run_id": "manual__2026-01-01T00:00:00+00:00",
                 "dag": dag,
                 "params": {"group_number": 1, "day": "Tuesday"},
+                "logical_date": RUN_AT,
+                "data_interval_start": RUN_AT,
+                "data_interval_end": RUN_AT,  # realtor_monitor's --until
             }
             task.render_template_fields(context)
             pod = ApiClient().sanitize_for_serialization(task.build_pod_request_obj(context))
