@@ -4,9 +4,9 @@ With ``SERVING_SHADOW=true`` the watcher holds the version carrying the challeng
 (``challenger`` unless ``SERVING_CHALLENGER_ALIAS`` says otherwise; train sets it on every
 version it registers). After each predict call the predict worker offers a sampled share
 (``SERVING_SHADOW_SAMPLE``) of the requests it just answered to a bounded buffer
-(``SERVING_SHADOW_QUEUE`` rows, :class:`serving.inference_log.RowBuffer`: one lock, never
-blocks); when it is full the rows are dropped and counted. One thread of its own takes them in
-batches, scores them with the challenger (its fast path, one call per batch) and writes
+(``SERVING_SHADOW_QUEUE`` rows; one lock, never blocks); when it is full the rows are dropped
+and counted. One thread of its own (:class:`serving.ledger_writer.LedgerWriter`, as the
+inference log's) takes them in batches, scores them with the challenger (its fast path, one call per batch) and writes
 ``shadow_predictions`` rows to the ledger beside the price production answered.
 
 Answers always come from production: nothing here runs before an answer is sent, and nothing
@@ -23,26 +23,18 @@ import itertools
 import math
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import insert
-from sqlalchemy.engine import Engine
 
 from serving.answers import cents
 from serving.errors import describe
-from serving.inference_log import RowBuffer, make_engine
+from serving.ledger_writer import LedgerWriter, Reporter, WriterSeries
 from serving.state import LoadedModel
-from tasks.core.ledger import ShadowPrediction, migrate
-from tasks.core.logs import get_logger
+from tasks.core.ledger import ShadowPrediction
 
-log = get_logger("serving.shadow")
-
-#: Seconds between two log lines about dropped or failed rows (the metrics count every row).
-REPORT_INTERVAL = 10.0
 DROP_REASONS = ("queue_full", "db_error", "no_challenger")
 
 
@@ -70,8 +62,9 @@ class ShadowMetrics:
         self.queue = Gauge(
             "realtor_shadow_queue_rows", "Rows waiting for the shadow scorer", registry=registry
         )
-        for reason in DROP_REASONS:
-            self.dropped.labels(reason)
+
+    def series(self) -> WriterSeries:
+        return WriterSeries(self.queue, self.scored, self.dropped)
 
 
 def shadow_state(challenger: LoadedModel | None, production: LoadedModel | None) -> str | None:
@@ -92,7 +85,7 @@ def sampled(count: int, share: float, draw: Callable[[], float]) -> list[bool]:
     return [draw() < share for _ in range(count)]
 
 
-class ShadowScorer:
+class ShadowScorer(LedgerWriter):
     """The shadow: sampled rows in (:meth:`offer`), scored and written by one thread."""
 
     def __init__(
@@ -109,43 +102,33 @@ class ShadowScorer:
         timeout_seconds: float,
         draw: Callable[[], float] = random.random,
     ) -> None:
-        self.ledger_url = ledger_url
         self.metrics = ShadowMetrics(registry)
+        super().__init__(
+            "shadow",
+            ShadowPrediction.__table__,
+            ledger_url,
+            self.metrics.series(),
+            capacity=capacity,
+            batch_rows=batch_rows,
+            flush_seconds=flush_seconds,
+            timeout_seconds=timeout_seconds,
+            reasons=DROP_REASONS,
+            consequence="answers are unaffected; these rows are not compared",
+        )
         self.get_challenger = get_challenger
         self.alias = alias
         self.sample = sample
-        self.buffer = RowBuffer(capacity)
-        self.batch_rows = batch_rows
-        self.flush_seconds = flush_seconds
-        self.timeout_seconds = timeout_seconds
         self.draw = draw
-        self.engine: Engine | None = None
-        self.migrated = False
-        self.scored = 0
         self.failures = 0
-        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        self.last_error: str | None = None  # the ledger's, cleared once a write succeeds
         self.last_failure: str | None = None  # the challenger's last failure, kept
         self.idle_reason: str | None = shadow_state(None, None)
-        self._last_report = 0.0
-        self._count_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._failure_reporter = Reporter()
+        self._failure_lock = threading.Lock()
 
-    # --- lifecycle ---
-    def start(self) -> None:
-        self.engine = make_engine(self.ledger_url, self.timeout_seconds)
-        self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Score and write what is queued (within ``timeout``), then stop."""
-        self._stop.set()
-        self.buffer.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.engine is not None:
-            self.engine.dispose()
+    @property
+    def scored(self) -> int:
+        """Rows the challenger scored and the ledger recorded."""
+        return self.written
 
     # --- the predict worker's side: O(rows), never blocks ---
     def offer(
@@ -176,11 +159,7 @@ class ShadowScorer:
                     }
                     for index, (record, price) in enumerate(zip(batch, prices, strict=True))
                 ]
-        if rows:
-            dropped = self.buffer.offer(rows)
-            if dropped:
-                self._lost("queue_full", dropped, "the shadow scorer is behind")
-        self.metrics.queue.set(len(self.buffer))
+        self.queue(rows)
 
     def status(self, production: LoadedModel | None) -> dict[str, Any]:
         """/model's ``shadow``: which version, how much is sampled, and what became of it."""
@@ -203,28 +182,15 @@ class ShadowScorer:
         }
 
     # --- the shadow's thread ---
-    def _run(self) -> None:
-        while True:
-            stopping = self._stop.is_set()
-            rows = self.buffer.take(self.batch_rows, 0.0 if stopping else self.flush_seconds)
-            self.metrics.queue.set(len(self.buffer))
-            if rows:
-                try:
-                    self._score_and_write(rows)
-                except Exception as exc:  # never let the thread die; these rows are lost
-                    log.exception("shadow.crashed", error=describe(exc))
-                    self._lost("db_error", len(rows), describe(exc))
-            elif stopping:
-                return
-
-    def _score_and_write(self, rows: list[dict[str, Any]]) -> None:
+    def handle(self, rows: list[dict[str, Any]]) -> None:
+        """Score a batch with the challenger held now, and write what it scored."""
         challenger = self.get_challenger()
         if challenger is None:
-            self._lost("no_challenger", len(rows), "the challenger is no longer held")
+            self.lost("no_challenger", len(rows), "the challenger is no longer held")
             return
         scored = self._score(challenger, rows)
         if scored:
-            self._write(scored)
+            self.write(scored)
 
     def _score(self, challenger: LoadedModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Ledger rows of the rows the challenger scored; failures counted, never raised.
@@ -267,32 +233,14 @@ class ShadowScorer:
                     )
         return out
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        assert self.engine is not None
-        try:
-            if not self.migrated:
-                migrate(self.engine)
-                self.migrated = True
-            with self.engine.begin() as connection:
-                connection.execute(insert(ShadowPrediction.__table__), rows)
-        except Exception as exc:
-            self.last_error = describe(exc)
-            self._lost("db_error", len(rows), self.last_error)
-            if not self._stop.is_set():
-                self._stop.wait(min(self.flush_seconds, 1.0))  # do not spin on a dead ledger
-            return
-        self.last_error = None
-        self.scored += len(rows)
-        self.metrics.scored.inc(len(rows))
-
-    # --- losses: counted always, logged at most every REPORT_INTERVAL ---
+    # --- the challenger's failures: counted always, logged at most every REPORT_INTERVAL ---
     def _failed(self, count: int, version: str, error: str) -> None:
         self.metrics.failures.inc(count)
-        with self._count_lock:
+        with self._failure_lock:
             self.failures += count
         self.last_failure = f"v{version}: {error}"
-        if self._may_report():
-            log.warning(
+        if self._failure_reporter.due():
+            self.log.warning(
                 "shadow.challenger_failed",
                 challenger_version=version,
                 rows=count,
@@ -301,25 +249,3 @@ class ShadowScorer:
                 consequence="answers are unaffected (they come from production); these rows "
                 "have no shadow prediction",
             )
-
-    def _lost(self, reason: str, count: int, error: str) -> None:
-        self.metrics.dropped.labels(reason).inc(count)
-        with self._count_lock:
-            self.dropped[reason] += count
-        if self._may_report():
-            log.warning(
-                "shadow.rows_dropped",
-                reason=reason,
-                rows=count,
-                dropped_total=dict(self.dropped),
-                error=error,
-                consequence="answers are unaffected; these rows are not compared",
-            )
-
-    def _may_report(self) -> bool:
-        with self._count_lock:
-            now = time.monotonic()
-            if now - self._last_report < REPORT_INTERVAL:
-                return False
-            self._last_report = now
-            return True

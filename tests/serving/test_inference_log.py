@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import create_engine, insert, inspect, select, text
 
 from serving.inference_export import _claim, export_pending
-from serving.inference_log import InferenceLogWriter, log_rows, make_engine
+from serving.inference_log import InferenceLogWriter, log_rows
+from serving.ledger_writer import make_engine
 from serving.loader import WARMUP_RECORDS
 from serving.metrics import ServingMetrics
 from tasks.core.ledger import InferenceLog, Ledger, migrate
