@@ -54,6 +54,26 @@ def _mlflow_uris_restored() -> Iterator[None]:
             os.environ[name] = value
 
 
+#: MLflow 3's default store, made in the working directory by anything that reaches MLflow with
+#: no tracking URI set: in the checkout it is a test talking to the wrong store (and, once, it
+#: was committed)
+STRAY_MLFLOW_STORE = Path(__file__).resolve().parents[1] / "mlflow.db"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_stray_mlflow_store() -> Iterator[None]:
+    """No module leaves MLflow's default ``mlflow.db`` in the checkout (it names the module)."""
+    existed = STRAY_MLFLOW_STORE.exists()
+    yield
+    if not existed and STRAY_MLFLOW_STORE.exists():
+        STRAY_MLFLOW_STORE.unlink()
+        pytest.fail(
+            f"{STRAY_MLFLOW_STORE} appeared during this module (or one running beside it on the "
+            "other xdist worker): something reached MLflow with no "
+            "tracking URI (set MLFLOW_TRACKING_URI or mlflow.set_tracking_uri to the test's store)"
+        )
+
+
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
     """A SeaweedFS server for the whole session (buckets per test: see ``s3_bucket``)."""
