@@ -14,6 +14,7 @@ opens nothing and imports nothing heavy. Errors say which variable is wrong and 
 | ``PIPELINE_TASKS_PYTHON`` | ``<repo>/.venv/bin/python`` | the tasks' interpreter (``local``) |
 | ``PIPELINE_REPO_ROOT`` | the folder above ``dags/`` | working directory of the tasks (``local``) |
 | ``PIPELINE_LOCAL_PRELOAD`` | ``1`` | fork each task's process from a launcher that imported its libraries once (``local``); ``0``: a fresh interpreter per task, as a pod (``make airflow`` sets it: its scheduler runs each task in a process of its own) |
+| ``PIPELINE_LOCAL_LAUNCHERS`` | (none) | a folder where another process serves launchers (``<module>.socket``, e.g. the test session's): with preload on, a task forks from the one serving there, if any, instead of starting its own, so one machine pays each task's imports once (``local``) |
 | ``PIPELINE_SCHEDULE`` | ``*/5 * * * *`` | cron of ``realtor_pipeline`` (the live-drift Asset also starts it); ``none``: no cron, the Asset and manual runs only |
 | ``MONITOR_SCHEDULE`` | ``@hourly`` | cron of ``realtor_monitor``; ``none`` for manual runs only |
 | ``PIPELINE_RETRIES`` | ``2`` | retries per task (exponential backoff from ``PIPELINE_RETRY_DELAY_SECONDS``) |
@@ -56,6 +57,7 @@ class PipelineConfig:
     tasks_python: Path
     repo_root: Path
     local_preload: bool
+    local_launchers: Path | None
     schedule: str | None
     monitor_schedule: str | None
     retries: int
@@ -173,6 +175,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> PipelineConfig:
         tasks_python=tasks_python,
         repo_root=repo_root,
         local_preload=_bool(env, "PIPELINE_LOCAL_PRELOAD", True),
+        local_launchers=Path(folder)
+        if (folder := env.get("PIPELINE_LOCAL_LAUNCHERS", "").strip())
+        else None,
         schedule=_schedule(schedule),
         monitor_schedule=_schedule(monitor_schedule),
         retries=_int(env, "PIPELINE_RETRIES", 2, 0, 10),

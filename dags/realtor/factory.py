@@ -63,5 +63,6 @@ def pipeline_task(
         python=config.tasks_python,
         cwd=config.repo_root,
         preload=config.local_preload,
+        shared_launchers=config.local_launchers,
         **kwargs,
     )

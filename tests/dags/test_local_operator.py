@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -59,6 +61,7 @@ FAKE_TASK = textwrap.dedent(
         main()
     """
 )
+LAUNCHER_SCRIPT = Path(__file__).resolve().parents[2] / "dags" / "realtor" / "launcher.py"
 BROKEN_TASK = "raise ImportError('a library this task needs is missing')\n"
 
 
@@ -195,6 +198,37 @@ def test_preloaded_runs_are_forked_from_one_launcher_per_module(fake_repo, captu
     assert first["pid"] != second["pid"]
     assert first["ppid"] == second["ppid"] != os.getpid()  # the same launcher forked both
     assert second["args"] == ["again"]
+
+
+def test_a_launcher_another_process_serves_is_used_and_left_running(fake_repo, captured) -> None:
+    """PIPELINE_LOCAL_LAUNCHERS: a task forks from the launcher serving in that folder (its
+    owner's), starts none of its own, and leaves it running when this process closes its own."""
+    folder = Path(tempfile.mkdtemp(prefix="shared-", dir="/tmp"))  # a socket path is short
+    launcher = LAUNCHER_SCRIPT
+    owner = subprocess.Popen(
+        [sys.executable, str(launcher), "--socket", str(folder / "faketasks.fake.socket"),
+         "faketasks.fake"],
+        cwd=fake_repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert owner.stdout.readline().strip() == b"ready"
+        first = _operator(fake_repo, True, shared_launchers=folder).execute(context={})
+        second = _operator(fake_repo, True, shared_launchers=folder).execute(context={})
+        close_launchers()
+        assert first["ppid"] == second["ppid"] == owner.pid  # forked by the shared launcher
+        assert owner.poll() is None  # not this process's to stop
+        # no launcher serves the other module there: the task starts its own, as without it
+        own = _operator(
+            fake_repo, True, shared_launchers=folder, module="faketasks.fake", task_id="own"
+        )
+        (folder / "faketasks.fake.socket").unlink()
+        third = own.execute(context={})
+        assert third["ppid"] not in (owner.pid, os.getpid())
+    finally:
+        close_launchers()
+        owner.stdin.close()
+        owner.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("idle", [True, False], ids=["a-core-idle", "busy"])

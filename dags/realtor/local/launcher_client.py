@@ -22,7 +22,56 @@ LAUNCHER_START_TIMEOUT = 300
 LOG_TAIL_LINES = 20
 
 
-class Launcher:
+class _Endpoint:
+    """A launcher's socket and log: what a run needs to be forked and to explain a failure."""
+
+    module: str
+    socket_path: Path
+    log_path: Path
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
+
+    def start(self, module: str, arguments: list[str], cwd: str, env: dict[str, str]) -> ForkedRun:
+        return ForkedRun(self, module, arguments, cwd, env)
+
+
+class SharedLauncher(_Endpoint):
+    """A launcher another process started and owns, serving ``<folder>/<module>.socket``
+    (``PIPELINE_LOCAL_LAUNCHERS``): every Airflow process of the machine forks its runs from
+    it, so its imports are paid once, not once per process. Its owner ends it; this one only
+    connects to it."""
+
+    def __init__(self, folder: Path, module: str) -> None:
+        self.module = module
+        self.socket_path = folder / f"{module}.socket"
+        self.log_path = folder / f"{module}.log"
+
+    @classmethod
+    def find(cls, folder: Path, module: str) -> SharedLauncher | None:
+        """The launcher of ``module`` in ``folder``, if one serves there."""
+        found = cls(folder, module)
+        return found if found.alive else None
+
+    @property
+    def alive(self) -> bool:
+        return self.socket_path.is_socket()
+
+    def wait_ready(self) -> None:
+        """Ready as long as it serves (its owner waited for its imports)."""
+
+    def stop(self) -> None:
+        """Not this process's to stop."""
+
+    def close(self) -> None:
+        """Not this process's to stop."""
+
+
+class Launcher(_Endpoint):
     """A fork server of one task module in the tasks' interpreter (``realtor/launcher.py``)."""
 
     def __init__(self, python: str, module: str, cwd: str, env: dict[str, str]) -> None:
@@ -60,19 +109,9 @@ class Launcher:
                 f"each task in a fresh interpreter); last lines of {self.log_path}:\n{tail}"
             )
 
-    def log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
-
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
-
-    def start(self, module: str, arguments: list[str], cwd: str, env: dict[str, str]) -> ForkedRun:
-        return ForkedRun(self, module, arguments, cwd, env)
 
     def stop(self) -> None:
         """End of file on its stdin: the launcher stops (see :meth:`close`)."""
@@ -96,7 +135,7 @@ class ForkedRun:
     """A task process forked by a :class:`Launcher`: pid, streams, exit code and peak RSS."""
 
     def __init__(
-        self, launcher: Launcher, module: str, arguments: list[str], cwd: str, env: dict[str, str]
+        self, launcher: _Endpoint, module: str, arguments: list[str], cwd: str, env: dict[str, str]
     ) -> None:
         from realtor.launcher import HEADER
 

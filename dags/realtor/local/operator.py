@@ -49,6 +49,7 @@ class LocalTaskOperator(BaseOperator):
         python: str | os.PathLike[str],
         cwd: str | os.PathLike[str],
         preload: bool = False,
+        shared_launchers: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,6 +59,7 @@ class LocalTaskOperator(BaseOperator):
         self.python = str(python)
         self.cwd = str(cwd)
         self.preload = preload
+        self.shared_launchers = Path(shared_launchers) if shared_launchers else None
         self._process: FreshProcess | ForkedRun | None = None
 
     @property
@@ -109,7 +111,9 @@ class LocalTaskOperator(BaseOperator):
             return FreshProcess(self.command, self.cwd, env)
         if self.has_dag():  # the other tasks of its DAG import while this one runs
             start_launchers([t for t in self.dag.tasks if isinstance(t, LocalTaskOperator)])
-        launcher = launcher_for(self.python, self.module, self.cwd, env)
+        launcher = launcher_for(
+            self.python, self.module, self.cwd, env, shared=self.shared_launchers
+        )
         return launcher.start(self.module, [str(a) for a in self.arguments], self.cwd, env)
 
     def _run(self, env: dict[str, str]) -> tuple[int, list[str]]:

@@ -1,5 +1,6 @@
 """The launchers of this (Airflow) process: one per (interpreter, task module, working
-directory), started on first use or ahead of their task when a core is idle, ended with it."""
+directory), started on first use or ahead of their task when a core is idle, ended with it;
+or, with ``PIPELINE_LOCAL_LAUNCHERS``, those another process serves in that folder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realtor.local.environment import task_environment
-from realtor.local.launcher_client import Launcher
+from realtor.local.launcher_client import Launcher, SharedLauncher
 
 if TYPE_CHECKING:
     from realtor.local.operator import LocalTaskOperator
@@ -23,10 +24,20 @@ _launchers_lock = threading.Lock()
 
 
 def launcher_for(
-    python: str, module: str, cwd: str, env: dict[str, str], *, wait: bool = True
-) -> Launcher:
-    """The launcher of ``module``, started (with ``env``) when there is none or it ended;
-    ready to fork runs unless ``wait`` is False (then it goes on importing meanwhile)."""
+    python: str,
+    module: str,
+    cwd: str,
+    env: dict[str, str],
+    *,
+    wait: bool = True,
+    shared: Path | None = None,
+) -> Launcher | SharedLauncher:
+    """The launcher of ``module``: the one serving in the ``shared`` folder if there is one
+    (``PIPELINE_LOCAL_LAUNCHERS``, whose owner started it with this ``python``); else this
+    process's own, started (with ``env``) when there is none or it ended; ready to fork runs
+    unless ``wait`` is False (then it goes on importing meanwhile)."""
+    if shared is not None and (found := SharedLauncher.find(shared, module)) is not None:
+        return found
     key = (python, module, cwd)
     with _launchers_lock:
         launcher = _launchers.get(key)
@@ -60,7 +71,14 @@ def start_launchers(operators: Sequence[LocalTaskOperator]) -> None:
     for operator in operators:
         if operator.preload:
             env = task_environment(os.environ, operator.env_vars, Path(os.devnull))
-            launcher_for(operator.python, operator.module, operator.cwd, env, wait=False)
+            launcher_for(
+                operator.python,
+                operator.module,
+                operator.cwd,
+                env,
+                wait=False,
+                shared=operator.shared_launchers,
+            )
 
 
 def close_launchers() -> None:
