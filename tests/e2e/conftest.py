@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.airflow_cli import AIRFLOW, REPO, CliRun, airflow_path, run_airflow
+from tests.support import launchers
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint
@@ -35,6 +36,11 @@ COURSE = {
 }
 #: the lake bucket of every campaign (each under its own prefix)
 LAKE_BUCKET = "e2e-lake"
+#: the task modules the pipeline and replay DAGs run: their launchers serve every DAG run
+PIPELINE_MODULES = tuple(
+    f"tasks.{name}"
+    for name in ("fetch", "validate", "drift_check", "train", "promote", "record", "replay")
+)
 
 
 def _airflow_has_asyncpg() -> bool:
@@ -117,6 +123,8 @@ def airflow_env(s3: S3Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "MLFLOW_TRACKING_URI": tracking_uri,
             "LOG_FORMAT": "console",
         }
+        if launchers.enabled():  # each DAG run's tasks fork from them: imports paid once
+            env["PIPELINE_LOCAL_LAUNCHERS"] = str(launchers.ensure(PIPELINE_MODULES))
         migrate = run_airflow(["db", "migrate"], env, workdir / "migrate.log", 600)
         assert migrate.returncode == 0, migrate.tail()
         yield AirflowEnv(env, workdir, tracking_uri)

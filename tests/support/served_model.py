@@ -73,12 +73,6 @@ class TrainedVersion:
     promote: dict = field(repr=False)
 
 
-def bytecode_cache(base: Path) -> dict[str, str]:
-    """Compiled modules cached outside the tree, so each process does not recompile MLflow and
-    scikit-learn from source (the environment sets PYTHONDONTWRITEBYTECODE)."""
-    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(base / "pycache")}
-
-
 def stack_env(
     *,
     tracking_uri: str,
@@ -91,7 +85,6 @@ def stack_env(
     """Every variable the tasks and serving read, for one stack (small training budget)."""
     return {
         **s3.env(),
-        **bytecode_cache(workdir.parent),
         "LEDGER_URL": ledger_url,
         "STORAGE_URL": storage_url,
         "MLFLOW_TRACKING_URI": tracking_uri,

@@ -1,4 +1,10 @@
-"""Run a pipeline step as the pod runs it: ``python -m tasks.<step> <args>``, its own process."""
+"""Run a pipeline step as its command line: ``python -m tasks.<step> <args>``, a process of its own.
+
+Forked from the step's launcher, as the embedded runtime runs it (:mod:`tests.support.launchers`:
+its imports paid once per test process); ``TEST_FRESH_INTERPRETERS=1``: a fresh interpreter
+per run, as a pod starts. Tests of the start itself (imports, a process killed mid-run) start
+:func:`command` themselves.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support import launchers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,16 +45,22 @@ def run_step(step: str, env: dict[str, str], *args: str, timeout: float = 600) -
     if xcom is not None:
         xcom.unlink(missing_ok=True)
     started = time.monotonic()
-    done = subprocess.run(
-        command(step, *args),
-        cwd=REPO,
-        env=merged,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    if launchers.enabled():
+        returncode, stdout, stderr = launchers.run_forked(
+            f"tasks.{step}", list(args), merged, timeout
+        )
+    else:
+        done = subprocess.run(
+            command(step, *args),
+            cwd=REPO,
+            env=merged,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
     result = json.loads(xcom.read_text()) if xcom is not None and xcom.exists() else None
-    return StepRun(done.returncode, done.stdout, done.stderr, result, time.monotonic() - started)
+    return StepRun(returncode, stdout, stderr, result, time.monotonic() - started)
 
 
 def run_step_ok(step: str, env: dict[str, str], *args: str, timeout: float = 600) -> StepRun:

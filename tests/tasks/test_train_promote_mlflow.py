@@ -43,16 +43,6 @@ def tracking_uri(s3: S3Endpoint, tmp_path_factory: pytest.TempPathFactory) -> It
         yield uri
 
 
-@pytest.fixture(scope="module")
-def bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Compiled modules cached outside the tree, so each task process does not recompile
-    MLflow and scikit-learn from source (the environment sets PYTHONDONTWRITEBYTECODE)."""
-    return {
-        "PYTHONDONTWRITEBYTECODE": "",
-        "PYTHONPYCACHEPREFIX": str(tmp_path_factory.getbasetemp() / "pycache"),  # shared
-    }
-
-
 @pytest.fixture
 def env(
     tracking_uri: str,
@@ -60,11 +50,9 @@ def env(
     s3: S3Endpoint,
     s3_bucket: str,
     tmp_path: Path,
-    bytecode_cache: dict[str, str],
 ) -> dict[str, str]:
     return {
         **s3.env(),
-        **bytecode_cache,
         "LEDGER_URL": pg_url,
         "STORAGE_URL": f"s3://{s3_bucket}",
         "MLFLOW_TRACKING_URI": tracking_uri,

@@ -13,19 +13,9 @@ from tests.support.steps import StepRun, run_step
 from tests.tasks.train_factories import curated_batch, make_rows
 
 
-@pytest.fixture(scope="module")
-def bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Compiled modules cached outside the tree (the environment sets PYTHONDONTWRITEBYTECODE)."""
-    return {
-        "PYTHONDONTWRITEBYTECODE": "",
-        "PYTHONPYCACHEPREFIX": str(tmp_path_factory.getbasetemp() / "pycache"),  # shared
-    }
-
-
 @pytest.fixture
-def env(tmp_path: Path, bytecode_cache: dict[str, str]) -> dict[str, str]:
+def env(tmp_path: Path) -> dict[str, str]:
     return {
-        **bytecode_cache,
         "LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
         "STORAGE_URL": f"file://{tmp_path / 'lake'}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",

@@ -1,0 +1,157 @@
+"""The task launchers of one test process: each task's imports paid once, not once per run.
+
+The local runtime's fork servers (``dags/realtor/launcher.py``, docs/pipeline.md): one per task
+module, started here on first use with this interpreter and the repository as working directory,
+serving ``<folder>/<module>.socket``. A run forked from one is ``python -m tasks.<step> <args>``
+in its own process group with the run's environment, working directory, arguments and streams,
+the module executed as ``__main__`` and the interpreter's normal exit, as in the embedded runtime
+(``make demo``). On 2 cores the imports are most of a short step's time (validate 8 s,
+drift_check 12 s, train 10 s, promote 9 s of import, measured on a slow machine): the lifecycle
+stories and the DAG runs pay them once per test process instead of at every step.
+
+- :func:`run_forked` runs a step through its launcher (:func:`tests.support.steps.run_step`);
+- :func:`shared_folder` is the folder ``airflow dags test`` finds them in
+  (``PIPELINE_LOCAL_LAUNCHERS``), after :func:`ensure` started the ones a DAG needs.
+
+``TEST_FRESH_INTERPRETERS=1`` runs every step in a fresh interpreter instead. The launchers end
+with this process (their stdin closes), and so do the runs still going.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = REPO / "dags" / "realtor" / "launcher.py"
+START_TIMEOUT = 600  # seconds for a launcher's imports on a busy machine
+
+_lock = threading.Lock()
+_folder: Path | None = None
+_launchers: dict[str, subprocess.Popen[bytes]] = {}
+_ready: dict[str, threading.Event] = {}
+
+
+def enabled() -> bool:
+    return os.environ.get("TEST_FRESH_INTERPRETERS", "") not in ("1", "true", "yes")
+
+
+def _protocol() -> ModuleType:
+    """``dags/realtor/launcher.py`` (standard library only), for its request header."""
+    spec = importlib.util.spec_from_file_location("realtor_launcher", LAUNCHER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HEADER = _protocol().HEADER
+
+
+def shared_folder() -> Path:
+    """This process's launcher folder (short: a socket path has at most 107 bytes)."""
+    global _folder
+    with _lock:
+        if _folder is None:
+            _folder = Path(tempfile.mkdtemp(prefix="rl-", dir="/tmp"))
+        return _folder
+
+
+def ensure(modules: Iterable[str]) -> Path:
+    """Start the launchers of ``modules`` that are not running yet, all at once, and wait
+    until each has imported its libraries; the socket folder."""
+    folder = shared_folder()
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    waiting: list[threading.Event] = []
+    with _lock:
+        for module in modules:
+            running = _launchers.get(module)
+            if running is not None and running.poll() is None:
+                waiting.append(_ready[module])  # another thread may still be waiting for it
+                continue
+            socket_path = folder / f"{module}.socket"
+            socket_path.unlink(missing_ok=True)
+            with (folder / f"{module}.log").open("wb") as log:
+                process = subprocess.Popen(
+                    [sys.executable, str(LAUNCHER), "--socket", str(socket_path), module],
+                    cwd=REPO,
+                    env={**os.environ},
+                    stdin=subprocess.PIPE,  # closed when this process ends: the launcher ends
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            _launchers[module] = process
+            _ready[module] = threading.Event()
+            started.append((module, process))
+    for module, process in started:
+        try:
+            _wait_ready(folder, module, process)
+        finally:
+            _ready[module].set()
+    for event in waiting:
+        event.wait(START_TIMEOUT)
+    return folder
+
+
+def _wait_ready(folder: Path, module: str, process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(START_TIMEOUT)
+    if not lines or lines[0].strip() != b"ready":
+        process.kill()
+        log = (folder / f"{module}.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"the launcher of {module} did not start; its log:\n{log}")
+
+
+def run_forked(
+    module: str, args: list[str], env: dict[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """``python -m <module> <args>`` forked from its launcher: exit code, stdout, stderr.
+
+    On timeout the run's process group is killed and :class:`subprocess.TimeoutExpired` raised,
+    as :func:`subprocess.run` does."""
+    folder = ensure([module])
+    payload = json.dumps({"module": module, "args": args, "cwd": str(REPO), "env": env}).encode()
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection,
+    ):
+        connection.connect(str(folder / f"{module}.socket"))
+        socket.send_fds(connection, [HEADER.pack(len(payload))], [out.fileno(), err.fileno()])
+        connection.sendall(payload)
+        answers = connection.makefile("rb")
+        first = json.loads(answers.readline() or b"{}")
+        if "pid" not in first:
+            raise RuntimeError(f"the launcher of {module} did not start the run: {first}")
+        connection.settimeout(timeout)
+        try:
+            line = answers.readline()
+        except TimeoutError as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first["pid"], signal.SIGKILL)
+            raise subprocess.TimeoutExpired([module, *args], timeout) from exc
+        if not line:
+            raise RuntimeError(f"the launcher of {module} ended during the run")
+        returncode = os.waitstatus_to_exitcode(json.loads(line)["status"])
+        out.seek(0)
+        err.seek(0)
+        return (
+            returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
