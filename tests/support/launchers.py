@@ -9,7 +9,7 @@ the module executed as ``__main__`` and the interpreter's normal exit, as in the
 drift_check 12 s, train 10 s, promote 9 s of import, measured on a slow machine): the lifecycle
 stories and the DAG runs pay them once per test process instead of at every step.
 
-- :func:`run_forked` runs a step through its launcher (:func:`tests.support.steps.run_step`);
+- :class:`ForkedProcess` runs a step through its launcher (:func:`tests.support.steps.start_step`);
 - :func:`shared_folder` is the folder ``airflow dags test`` finds them in
   (``PIPELINE_LOCAL_LAUNCHERS``), after :func:`ensure` started the ones a DAG needs.
 
@@ -117,41 +117,55 @@ def _wait_ready(folder: Path, module: str, process: subprocess.Popen[bytes]) -> 
         raise RuntimeError(f"the launcher of {module} did not start; its log:\n{log}")
 
 
-def run_forked(
-    module: str, args: list[str], env: dict[str, str], timeout: float
-) -> tuple[int, str, str]:
-    """``python -m <module> <args>`` forked from its launcher: exit code, stdout, stderr.
+class ForkedProcess:
+    """``python -m <module> <args>`` forked from its launcher, used like a
+    :class:`subprocess.Popen` with text pipes: :meth:`communicate`, then ``returncode``."""
 
-    On timeout the run's process group is killed and :class:`subprocess.TimeoutExpired` raised,
-    as :func:`subprocess.run` does."""
-    folder = ensure([module])
-    payload = json.dumps({"module": module, "args": args, "cwd": str(REPO), "env": env}).encode()
-    with (
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection,
-    ):
-        connection.connect(str(folder / f"{module}.socket"))
-        socket.send_fds(connection, [HEADER.pack(len(payload))], [out.fileno(), err.fileno()])
-        connection.sendall(payload)
-        answers = connection.makefile("rb")
-        first = json.loads(answers.readline() or b"{}")
+    def __init__(self, module: str, args: list[str], env: dict[str, str]) -> None:
+        folder = ensure([module])
+        self.command = [module, *args]
+        self.returncode: int | None = None
+        payload = json.dumps({"module": module, "args": args, "cwd": str(REPO), "env": env})
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by communicate)
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._connection.connect(str(folder / f"{module}.socket"))
+        socket.send_fds(
+            self._connection,
+            [HEADER.pack(len(payload.encode()))],
+            [self._out.fileno(), self._err.fileno()],
+        )
+        self._connection.sendall(payload.encode())
+        self._answers = self._connection.makefile("rb")
+        first = json.loads(self._answers.readline() or b"{}")
         if "pid" not in first:
+            self._close()
             raise RuntimeError(f"the launcher of {module} did not start the run: {first}")
-        connection.settimeout(timeout)
+        self.pid: int = first["pid"]
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the run's end: its stdout and stderr. On timeout its process group is
+        killed and :class:`subprocess.TimeoutExpired` raised."""
+        self._connection.settimeout(timeout)
         try:
-            line = answers.readline()
+            line = self._answers.readline()
         except TimeoutError as exc:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(first["pid"], signal.SIGKILL)
-            raise subprocess.TimeoutExpired([module, *args], timeout) from exc
+                os.killpg(self.pid, signal.SIGKILL)
+            self._close()
+            raise subprocess.TimeoutExpired(self.command, timeout or 0) from exc
         if not line:
-            raise RuntimeError(f"the launcher of {module} ended during the run")
-        returncode = os.waitstatus_to_exitcode(json.loads(line)["status"])
-        out.seek(0)
-        err.seek(0)
-        return (
-            returncode,
-            out.read().decode("utf-8", "replace"),
-            err.read().decode("utf-8", "replace"),
-        )
+            self._close()
+            raise RuntimeError(f"the launcher of {self.command[0]} ended during the run")
+        self.returncode = os.waitstatus_to_exitcode(json.loads(line)["status"])
+        streams = []
+        for stream in (self._out, self._err):
+            stream.seek(0)
+            streams.append(stream.read().decode("utf-8", "replace"))
+        self._close()
+        return streams[0], streams[1]
+
+    def _close(self) -> None:
+        self._connection.close()
+        self._out.close()
+        self._err.close()

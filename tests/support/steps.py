@@ -37,6 +37,27 @@ def command(step: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"tasks.{step}", *args]
 
 
+#: a started step: ``communicate(timeout)``, then ``returncode``
+StepProcess = subprocess.Popen[str] | launchers.ForkedProcess
+
+
+def start_step(step: str, env: dict[str, str], *args: str) -> StepProcess:
+    """Start the step with exactly ``env`` (stdout and stderr collected): forked from its
+    launcher, or a fresh interpreter with ``TEST_FRESH_INTERPRETERS=1``. Both answer
+    ``communicate(timeout)`` and ``returncode`` as :class:`subprocess.Popen` does (a forked run
+    that times out is killed)."""
+    if launchers.enabled():
+        return launchers.ForkedProcess(f"tasks.{step}", list(args), env)
+    return subprocess.Popen(
+        command(step, *args),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run_step(step: str, env: dict[str, str], *args: str, timeout: float = 600) -> StepRun:
     """Run the step with ``env`` over this process's environment; its XCom file is removed
     first, so ``result`` is this run's or None."""
@@ -45,20 +66,15 @@ def run_step(step: str, env: dict[str, str], *args: str, timeout: float = 600) -
     if xcom is not None:
         xcom.unlink(missing_ok=True)
     started = time.monotonic()
-    if launchers.enabled():
-        returncode, stdout, stderr = launchers.run_forked(
-            f"tasks.{step}", list(args), merged, timeout
-        )
-    else:
-        done = subprocess.run(
-            command(step, *args),
-            cwd=REPO,
-            env=merged,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    process = start_step(step, merged, *args)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if isinstance(process, subprocess.Popen):  # as subprocess.run does
+            process.kill()
+            process.communicate()
+        raise
+    returncode = process.returncode
     result = json.loads(xcom.read_text()) if xcom is not None and xcom.exists() else None
     return StepRun(returncode, stdout, stderr, result, time.monotonic() - started)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from tests.data_api.server import running_data_api
 from tests.support.mlflow_server import mlflow_server
 from tests.support.postgres import fresh_database
 from tests.support.seaweed import S3Endpoint
+from tests.support.steps import start_step
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.s3]
 REPO = Path(__file__).resolve().parents[2]
@@ -45,14 +44,7 @@ def run_pair(name: str, env: dict[str, str], work: Path, *args: str) -> list[dic
     for side in ("a", "b"):
         xcom = work / f"{name}-{side}.json"
         xcom.unlink(missing_ok=True)
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"tasks.{name}", *args],
-            cwd=REPO,
-            env={**os.environ, **env, "XCOM_RETURN_PATH": str(xcom)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_step(name, {**os.environ, **env, "XCOM_RETURN_PATH": str(xcom)}, *args)
         runs.append((process, xcom))
     results = []
     for process, xcom in runs:

@@ -10,8 +10,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import sys
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from sqlalchemy import func, select
 from tasks.core.ledger import Ledger, Validation
 from tasks.core.schema import CANONICAL_SCHEMA, COLUMNS
 from tasks.core.storage import FileStore, ObjectStore, open_store
+from tests.support.steps import StepProcess, start_step
 from tests.tasks.factories import make_rows, put_batch
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,18 +67,11 @@ def task_env(ledger_url: str, storage_url: str, xcom: Path, **extra: str) -> dic
     return env
 
 
-def start_validate(batch_id: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tasks.validate", "--batch-id", str(batch_id)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_validate(batch_id: int, env: dict[str, str]) -> StepProcess:
+    return start_step("validate", env, "--batch-id", str(batch_id))
 
 
-def finish(process: subprocess.Popen[str], xcom: Path) -> dict[str, Any]:
+def finish(process: StepProcess, xcom: Path) -> dict[str, Any]:
     stdout, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, f"exit {process.returncode}\n{stdout}\n{stderr}"
     return {"stdout": stdout, "stderr": stderr, "xcom": json.loads(xcom.read_text())}
