@@ -1,24 +1,31 @@
 """What a model swap costs the requests in flight: steady, three swaps, three challenger loads.
 
 One ``python -m serving`` on the full-scale model (``bench/swap_store.py``: batches 1-3 at full
-scale, four versions), driven by ``wrk`` at 8 connections (single-record ``POST /predict``,
-200 distinct realistic bodies), three phases of the same length in one session:
+scale, four versions), its registry behind ``mlflow server`` over HTTP as in every deployment
+(``--registry sqlite``: the store opened in serving's own process instead), driven by ``wrk`` at
+8 connections (single-record ``POST /predict``, 200 distinct realistic bodies). Each round runs
+three phases of the same length; ``--rounds`` rounds alternate them, so a drift of the machine
+over the session touches every phase alike:
 
 - steady: nothing happens but requests;
 - swaps: the ``production`` alias moves v2 -> v4 -> v3 -> v2, each move as soon as the last
-  version is served (``/model``);
+  version is served (``/model``'s ``version``);
 - challengers: the ``challenger`` alias (``SERVING_CHALLENGER_ALIAS``) moves to v4, v3, v1,
-  each as soon as the last one is held (the service's ``model.challenger_loaded`` log line).
+  each as soon as the last one is held (``/model``'s ``challenger.version``); it is removed
+  before the next round's steady phase, so steady holds one model.
 
 Each phase reports requests per second, p50/p99/max latency and failures (wrk's connect, read,
 write, timeout errors and non-2xx answers), and the service's RSS: ``VmRSS`` after the phase
 and ``VmHWM`` (the kernel's high-water mark) so far, so the challenger phase shows two models
 held against one. A client polls ``/model`` every 0.2 s in every phase (the same load in each).
-``--in-process`` runs steady and swaps again on a second service with
-``SERVING_PREPARE_IN_WORKER=false`` (the path before issue 21), for comparison.
+The verdicts compare each phase with its own round's steady phase; the summary gives the median
+ratio over the rounds. ``--in-process`` runs steady and swaps again on a second service with
+``SERVING_PREPARE_IN_WORKER=false`` (the path before issue 21), for comparison. The service's
+environment passes through, so ``SERVING_PREPARE_DUTY_CYCLE=0.3 python bench/...`` measures
+that setting.
 
-    .venv/bin/python bench/swap_latency.py                    # ~5 minutes (+3 for the store)
-    .venv/bin/python bench/swap_latency.py --seconds 20 --in-process
+    .venv/bin/python bench/swap_latency.py                    # ~7 minutes (+3 for the store)
+    .venv/bin/python bench/swap_latency.py --seconds 30 --rounds 1 --in-process
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+import statistics  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -117,6 +126,7 @@ class ModelPoller:
 
     def __init__(self, url: str) -> None:
         self.url, self.version, self._stop = url, None, threading.Event()
+        self.challenger: str | None = None
         self.document: dict = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -127,6 +137,7 @@ class ModelPoller:
                 try:
                     self.document = client.get(f"{self.url}/model").json()
                     self.version = self.document.get("version")
+                    self.challenger = (self.document.get("challenger") or {}).get("version")
                 except httpx.HTTPError:
                     pass
 
@@ -149,8 +160,44 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     )
 
 
-def count_in_log(log_path: Path, event: str) -> int:
-    return log_path.read_text(errors="replace").count(f'"{event}"')
+def drop_challenger(tracking_uri: str, name: str) -> None:
+    from mlflow import MlflowClient
+
+    with contextlib.suppress(Exception):  # absent: fine
+        MlflowClient(tracking_uri, registry_uri=tracking_uri).delete_registered_model_alias(
+            name, "challenger"
+        )
+
+
+def wait_for(url: str, check, seconds: float = 60.0) -> None:
+    """Wait until ``check(/model's document)`` holds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if check(httpx.get(f"{url}/model", timeout=5).json()):
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url}/model never showed the expected state within {seconds:g} s")
+
+
+@contextlib.contextmanager
+def registry_server(store: dict, workdir: Path, kind: str):
+    """The registry serving polls: ``mlflow server`` on the store (http), or the store itself."""
+    if kind == "sqlite":
+        yield store["tracking_uri"]
+        return
+    port = free_port()
+    command = [
+        str(PYTHON.with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", store["tracking_uri"],
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    url = f"http://127.0.0.1:{port}"
+    with background(
+        "mlflow", command, env, f"{url}/health", timeout=120, log_path=workdir / "mlflow.log"
+    ):
+        say(f"registry: mlflow server at {url} on {store['tracking_uri']}")
+        yield url
 
 
 def run_phase(name: str, ctx: dict, moves: tuple[str, ...], alias: str | None) -> Phase:
@@ -163,15 +210,12 @@ def run_phase(name: str, ctx: dict, moves: tuple[str, ...], alias: str | None) -
     started = time.monotonic()
     time.sleep(3)
     for version in moves if alias else ():
-        loaded_before = count_in_log(ctx["log"], "model.challenger_loaded")
         moved = time.monotonic()
         set_alias(ctx["tracking_uri"], ctx["model_name"], alias, version)
         while time.monotonic() - started < ctx["seconds"]:
             if alias == "production" and poller.version == version:
                 break
-            if alias != "production" and count_in_log(ctx["log"], "model.challenger_loaded") > (
-                loaded_before
-            ):
+            if alias != "production" and poller.challenger == version:
                 break
             time.sleep(0.1)
         else:
@@ -197,13 +241,9 @@ def run_phase(name: str, ctx: dict, moves: tuple[str, ...], alias: str | None) -
 
 
 def serve_and_measure(store: dict, args: argparse.Namespace, workdir: Path, **extra: str) -> list:
-    uri, name = store["tracking_uri"], store["model_name"]
+    uri, name = args.registry_uri, store["model_name"]
     set_alias(uri, name, "production", "2")
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri, registry_uri=uri)
-    with contextlib.suppress(Exception):  # absent: fine
-        client.delete_registered_model_alias(name, "challenger")
+    drop_challenger(uri, name)
     port = free_port()
     run_dir = Path(tempfile.mkdtemp(prefix="swap-run-", dir=workdir))
     (run_dir / "lake").mkdir()
@@ -237,10 +277,19 @@ def serve_and_measure(store: dict, args: argparse.Namespace, workdir: Path, **ex
             "pid": served.pid,
         }
         wrk_result(wrk(url, ctx["script"], 5, args.connections))  # warm-up
-        phases = [run_phase("steady", ctx, (), None)]
-        phases.append(run_phase("three swaps", ctx, SWAPS, "production"))
-        if not extra:
-            phases.append(run_phase("three challenger loads", ctx, CHALLENGERS, "challenger"))
+        phases = []
+        for round_number in range(1, args.rounds + 1):
+            drop_challenger(uri, name)
+            wait_for(url, lambda d: (d.get("challenger") or {}).get("version") is None)
+            time.sleep(args.gap)  # the dropped challenger's pages and the last worker's exit
+            phases.append(run_phase(f"steady #{round_number}", ctx, (), None))
+            phases.append(run_phase(f"three swaps #{round_number}", ctx, SWAPS, "production"))
+            if not extra:
+                phases.append(
+                    run_phase(f"three challenger loads #{round_number}", ctx, CHALLENGERS,
+                              "challenger")
+                )  # fmt: skip
+            time.sleep(args.gap)
     say(f"logs: {run_dir}")
     return phases
 
@@ -260,25 +309,58 @@ def table(phases: list[Phase]) -> str:
     return "\n".join(lines)
 
 
+def ratios(phases: list[Phase]) -> list[tuple[Phase, float, float, float]]:
+    """Each non-steady phase with its p99, max and throughput against its round's steady."""
+    out, steady = [], None
+    for p in phases:
+        if p.name.startswith("steady"):
+            steady = p
+            continue
+        assert steady is not None
+        out.append((
+            p,
+            p.ms("p99_us") / steady.ms("p99_us"),
+            p.ms("max_us") / steady.ms("max_us"),
+            p.per_second / steady.per_second,
+        ))  # fmt: skip
+    return out
+
+
+def verdict(name: str, p99: float, top: float, rate: float, failed: int) -> str:
+    return (
+        f"{name}: p99 {p99:.2f}x steady (target <= 1.5x: {'met' if p99 <= 1.5 else 'MISSED'}"
+        f"), max {top:.2f}x (<= 3x: {'met' if top <= 3 else 'MISSED'}), throughput "
+        f"{rate:.0%} (>= 90%: {'met' if rate >= 0.9 else 'MISSED'}), {failed} failed"
+    )
+
+
 def verdicts(phases: list[Phase]) -> list[str]:
-    steady, out = phases[0], []
-    for p in phases[1:]:
-        p99, top = p.ms("p99_us") / steady.ms("p99_us"), p.ms("max_us") / steady.ms("max_us")
-        rate = p.per_second / steady.per_second
-        out.append(
-            f"{p.name}: p99 {p99:.2f}x steady (target <= 1.5x: {'met' if p99 <= 1.5 else 'MISSED'}"
-            f"), max {top:.2f}x (<= 3x: {'met' if top <= 3 else 'MISSED'}), throughput "
-            f"{rate:.0%} (>= 90%: {'met' if rate >= 0.9 else 'MISSED'}), {p.failures} failed"
-        )
+    rows = ratios(phases)
+    out = [verdict(p.name, a, b, c, p.failures) for p, a, b, c in rows]
+    for kind in ("three swaps", "three challenger loads"):
+        mine = [r for r in rows if r[0].name.startswith(kind)]
+        if len(mine) > 1:
+            out.append(
+                verdict(
+                    f"{kind}, median of {len(mine)} rounds",
+                    statistics.median(r[1] for r in mine),
+                    statistics.median(r[2] for r in mine),
+                    statistics.median(r[3] for r in mine),
+                    sum(r[0].failures for r in mine),
+                )
+            )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "swap-bench")
-    parser.add_argument("--seconds", type=float, default=45.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="each phase's length")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three phases")
+    parser.add_argument("--gap", type=float, default=5.0, help="quiet seconds around a round")
+    parser.add_argument("--registry", choices=("http", "sqlite"), default="http")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--poll", type=float, default=0.5, help="the service's poll interval")
+    parser.add_argument("--poll", type=float, default=1.0, help="the service's poll interval")
     parser.add_argument("--in-process", action="store_true", help="also the path before")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -286,14 +368,18 @@ def main(argv: list[str] | None = None) -> int:
     say(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     store = ensure_store(args.workdir)
     say(f"store: {json.dumps(store)}")
-    phases = serve_and_measure(store, args, args.workdir)
+    with registry_server(store, args.workdir, args.registry) as registry_uri:
+        args.registry_uri = registry_uri
+        phases = serve_and_measure(store, args, args.workdir)
     say("")
     say(table(phases))
     for line in verdicts(phases):
         say(f"- {line}")
     if args.in_process:
         say("\nthe same, prepared in the serving process (SERVING_PREPARE_IN_WORKER=false):")
-        before = serve_and_measure(store, args, args.workdir, SERVING_PREPARE_IN_WORKER="false")
+        with registry_server(store, args.workdir, args.registry) as registry_uri:
+            args.registry_uri = registry_uri
+            before = serve_and_measure(store, args, args.workdir, SERVING_PREPARE_IN_WORKER="false")
         say(table(before))
         for line in verdicts(before):
             say(f"- {line}")
