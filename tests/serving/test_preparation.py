@@ -125,7 +125,7 @@ def versions(served_stack: ServedStack, tmp_path_factory) -> Iterator[Versions]:
 
 
 def settings_for(versions: Versions, **extra) -> ServingSettings:
-    given = {"prepare_dir": str(versions.shm), **extra}
+    given = {"prepare_dir": str(versions.shm), "prepare_nice": 0, **extra}  # TEST_PREPARATION
     return ServingSettings(
         mlflow_tracking_uri=versions.stack.tracking_uri, model_name=versions.name, **given
     )
@@ -205,7 +205,7 @@ def watcher_on(versions: Versions, metrics: ServingMetrics, **extra):
 @on_the_stack
 def test_a_worker_killed_mid_preparation_keeps_the_previous_version(versions: Versions):
     metrics = ServingMetrics()
-    watcher = watcher_on(versions, metrics, load_retry_seconds=0)
+    watcher = watcher_on(versions, metrics, load_retry_seconds=0, prepare_nice=5)
     set_alias(versions.stack.tracking_uri, versions.name, versions.numbers[0])
     assert watcher.poll()["outcome"] == "loaded"
     set_alias(versions.stack.tracking_uri, versions.name, versions.numbers[3])
@@ -215,6 +215,9 @@ def test_a_worker_killed_mid_preparation_keeps_the_previous_version(versions: Ve
     deadline = time.monotonic() + 30
     while (pid := watcher.preparer.worker_pid) is None:
         assert time.monotonic() < deadline and polling.is_alive(), "no worker started"
+        time.sleep(0.01)
+    while _nice(pid) != 5:  # SERVING_PREPARE_NICE: the worker lowers its own priority first
+        assert time.monotonic() < deadline, f"the worker runs at niceness {_nice(pid)}, not 5"
         time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     polling.join(60)
@@ -324,6 +327,10 @@ def test_the_challenger_alias_is_prepared_the_same_way_and_held(versions: Versio
         watcher.stop()
         versions.stack.client().delete_registered_model_alias(versions.name, "challenger")
     assert leftovers(versions.shm) == []
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def _state(pid: int) -> str:

@@ -252,6 +252,15 @@ class ServingProcess:
         return httpx.post(f"{self.url}{path}", timeout=kwargs.pop("timeout", 30.0), **kwargs)
 
 
+#: The preparation worker at the serving process's own priority in tests: at the default
+#: niceness (10) it gets about a tenth of a core beside a busy machine's other work (a CPU hog,
+#: the other xdist worker), and the preparation tests took three times as long there (160-200 s
+#: each, against 50-60 s on a quiet machine). What the tests check of a worker (the same bytes, a
+#: kill, a fallback, the hand-over) does not depend on its priority; one test sets a niceness and
+#: sees the worker take it.
+TEST_PREPARATION = {"SERVING_PREPARE_NICE": "0"}
+
+
 @contextmanager
 def serving_process(
     env: dict[str, str],
@@ -264,7 +273,7 @@ def serving_process(
     """Start ``python -m serving --port <free>`` with ``env`` (+ ``extra``); wait for /ready
     (200) or, with ``wait_ready=False``, for /health; stop it after the ``with`` block."""
     port = free_port()
-    merged = {"SERVING_POLL_INTERVAL_SECONDS": "1", **env, **extra}
+    merged = {"SERVING_POLL_INTERVAL_SECONDS": "1", **TEST_PREPARATION, **env, **extra}
     if log_path is None:
         base = Path(merged.get("XCOM_RETURN_PATH", "/tmp/serving/x")).parent.parent
         log_path = base / f"serving-{port}.log"
