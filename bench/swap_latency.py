@@ -86,7 +86,7 @@ class Phase:
     rss_mib: float = 0.0
     peak_mib: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)
-    children_mib: float = 0.0  # the forkserver, and a worker if one is running
+    children_mib: float = 0.0  # the kept preparation worker (once one was started)
 
     @property
     def per_second(self) -> float:
@@ -221,10 +221,16 @@ def run_phase(name: str, ctx: dict, moves: tuple[str, ...], alias: str | None) -
         else:
             phase.events.append(f"{alias} -> v{version}: not done within the phase")
             break
-        prep = poller.document.get("preparation", {}) if alias == "production" else {}
+        held = poller.document if alias == "production" else poller.document.get("challenger")
+        prep = (held or {}).get("preparation") or {}
         phase.events.append(
             f"{alias} -> v{version} in {time.monotonic() - moved:.1f} s"
-            + (f" (handover {prep.get('handover_ms')} ms, {prep.get('where')})" if prep else "")
+            + (
+                f" (handover {prep.get('handover_ms')} ms, worker CPU {prep.get('worker_cpu_s')}"
+                f" s, {prep.get('where')})"
+                if prep
+                else ""
+            )
         )
     phase.wrk = wrk_result(runner)
     poller.stop()
@@ -281,7 +287,7 @@ def serve_and_measure(store: dict, args: argparse.Namespace, workdir: Path, **ex
         for round_number in range(1, args.rounds + 1):
             drop_challenger(uri, name)
             wait_for(url, lambda d: (d.get("challenger") or {}).get("version") is None)
-            time.sleep(args.gap)  # the dropped challenger's pages and the last worker's exit
+            time.sleep(args.gap)  # the dropped challenger's pages are given back
             phases.append(run_phase(f"steady #{round_number}", ctx, (), None))
             phases.append(run_phase(f"three swaps #{round_number}", ctx, SWAPS, "production"))
             if not extra:

@@ -135,6 +135,12 @@ class ServingMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        self.preparation_cpu_seconds = Histogram(
+            "realtor_model_preparation_cpu_seconds",
+            "CPU the preparation worker spent on a version (download, compile, check, explainer)",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
         self.registry_up = Gauge(
             "realtor_registry_up", "1 if the last poll of the model registry succeeded", registry=r
         )

@@ -31,7 +31,6 @@ from serving.shadow import ShadowScorer
 from serving.state import LoadedModel
 from serving.watcher import ModelWatcher
 from tasks.core.logs import get_logger
-from tasks.core.storage import open_store
 
 log = get_logger("serving")
 
@@ -126,13 +125,7 @@ def _inference_log(
         flush_seconds=settings.inference_log_flush_seconds,
         timeout_seconds=settings.inference_log_db_timeout_seconds,
     )
-    exporter = InferenceExporter(
-        writer,
-        lambda: open_store(settings.storage_url, settings),
-        metrics,
-        interval_seconds=settings.inference_export_interval_seconds,
-        max_rows=settings.inference_export_max_rows,
-    )
+    exporter = InferenceExporter(writer, settings, metrics)
     return writer, exporter
 
 

@@ -59,13 +59,9 @@ class ServingSettings(ConnectionSettings):
     )
     prepare_in_worker: bool = Field(
         True,
-        description="load, compile and check each version in a spawned worker process, off the "
-        "request path; false: in the serving process (requests wait for each load)",
-    )
-    prepare_start_method: Literal["spawn", "forkserver"] = Field(
-        "forkserver",
-        description="how preparation workers start: spawn (a fresh interpreter each, imports "
-        "included) or forkserver (forked from one warm server process started once)",
+        description="load, compile and check each version in one kept worker process (spawned "
+        "for the first version, reused for the next), off the request path; false: in the "
+        "serving process (requests wait for each load)",
     )
     prepare_dir: str | None = Field(
         None,

@@ -27,7 +27,7 @@ class FastPathStatus:
 class PreparationStatus:
     """Where a version was loaded, compiled and checked, and what the serving process paid.
 
-    ``where`` is ``worker`` (a spawned process prepared it; serving only mapped the shared form
+    ``where`` is ``worker`` (the kept worker process prepared it; serving only mapped the shared form
     and unpickled its small in-band part: ``handover_seconds``) or ``serving_process`` (today's
     path, in a thread of the serving process: loud unless it was asked for, ``reason`` says why).
     """
@@ -37,6 +37,8 @@ class PreparationStatus:
     handover_seconds: float | None = None  # serving's own cost: map + unpickle (worker only)
     shared_bytes: int | None = None  # the arrays shared with the worker's file (worker only)
     inband_bytes: int | None = None  # what serving unpickled itself (worker only)
+    worker_cpu_seconds: float | None = None  # CPU the worker spent on it (worker only)
+    worker_pid: int | None = None  # the kept worker that prepared it (worker only)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,10 @@ class PreparationStatus:
             ),
             "shared_bytes": self.shared_bytes,
             "inband_bytes": self.inband_bytes,
+            "worker_cpu_s": (
+                None if self.worker_cpu_seconds is None else round(self.worker_cpu_seconds, 3)
+            ),
+            "worker_pid": self.worker_pid,
         }
 
 

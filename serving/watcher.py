@@ -42,24 +42,13 @@ def settle_heap() -> None:
     first lets the collection here free the replaced model's cycles. Called after each swap, on
     the watcher's thread: one full collection per new model.
 
-    A model prepared in a worker needs none of this (see :func:`freeze_new`): only the first model
-    and models loaded in the serving process (whose load leaves cyclic garbage) get it.
+    A model prepared in a worker needs none of this: it arrives by unpickling, holds no
+    reference cycle, and the preparer freezes it as it maps it (``serving.preparation``), so the
+    version it replaces is freed by reference counting alone. Only the first model and models
+    loaded in the serving process (whose load leaves cyclic garbage) get it.
     """
     gc.unfreeze()
     gc.collect()
-    gc.freeze()
-
-
-def freeze_new() -> None:
-    """Freeze what is alive now and young (the swapped-in model), without a collection.
-
-    A full collection scans every tracked object: 0.2-0.4 s on the full-scale model with
-    serving's libraries, all of it holding the interpreter lock while requests wait. A model
-    prepared in a worker arrives by unpickling and holds no reference cycle (checked by
-    ``tests/serving/test_preparation.py``), so the version it replaces is freed by reference
-    counting alone, frozen or not; what is left to do is keep full collections off the new
-    model's objects: ``gc.freeze`` moves them out of the collected generations (microseconds).
-    """
     gc.freeze()
 
 
@@ -184,8 +173,6 @@ class ModelWatcher:
         del previous
         if first or loaded.preparation.where != "worker":
             settle_heap()
-        else:
-            freeze_new()
 
     def _load(self, version: str, served: str | None, reason: str) -> dict[str, Any]:
         name, alias = self.settings.model_name, self.settings.model_alias
@@ -222,10 +209,8 @@ class ModelWatcher:
         name = self.settings.model_name
         loaded = self.preparer.prepare(name, version, alias or self.settings.challenger_alias or "")
         self.challenger = loaded
-        if loaded.preparation.where == "worker":
-            freeze_new()
-        else:
-            settle_heap()
+        if loaded.preparation.where != "worker":
+            settle_heap()  # a worker's version was frozen as it was mapped
         where = loaded.preparation.where
         log.info("model.challenger_loaded", model_name=name, version=version, prepared=where)
         return loaded

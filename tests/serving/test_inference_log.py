@@ -193,3 +193,45 @@ def test_export_splits_by_max_rows(tmp_path: Path):
     written = export_pending(engine, FileStore(tmp_path / "lake"), max_rows=2)
     assert [count for _, count in written] == [2, 2, 1]
     engine.dispose()
+
+
+def test_the_export_runs_in_a_helper_process_that_a_death_does_not_stop(tmp_path: Path):
+    """The exporter's runs happen in a kept helper process, not on serving's interpreter; a
+    helper killed between runs is replaced, and every row still lands in the lake once."""
+    import os
+    import signal
+
+    from serving.inference_export import InferenceExporter
+    from serving.settings import ServingSettings
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    settings = ServingSettings(ledger_url=url, storage_url=(tmp_path / "lake").as_uri())
+    metrics = ServingMetrics()
+    writer = writer_for(url, metrics)
+    writer.start()
+    exporter = InferenceExporter(writer, settings, metrics)
+    try:
+        writer.offer(rows(3, "first"))
+        wait_for(lambda: writer.written == 3)
+        assert [count for _, count in exporter.export_now()] == [3]
+        helper = exporter._helper[0]
+        assert helper.pid != os.getpid() and helper.is_alive()
+        os.kill(helper.pid, signal.SIGKILL)  # say, the OOM killer, between two runs
+        helper.join(30)
+        writer.offer(rows(2, "second"))
+        wait_for(lambda: writer.written == 5)
+        assert [count for _, count in exporter.export_now()] == [2]  # a new helper ran it
+        assert exporter._helper[0].pid != helper.pid
+        assert exporter.exported == 5 and exporter.last_error is None
+        replacement = exporter._helper[0]
+    finally:
+        writer.stop()
+        exporter.stop()
+    replacement.join(30)
+    assert replacement.exitcode == 0  # stop() let it leave by itself
+    store = FileStore(tmp_path / "lake")
+    exported = [pq.read_table(io.BytesIO(store.get_bytes(k))) for k in store.list_keys("raw/")]
+    assert (
+        sorted(r for t in exported for r in t["request_id"].to_pylist())
+        == ["first"] * 3 + ["second"] * 2
+    )

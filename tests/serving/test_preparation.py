@@ -232,9 +232,10 @@ def test_a_worker_killed_mid_preparation_keeps_the_previous_version(versions: Ve
     assert metrics.preparation_worker_failures.labels("died")._value.get() == 1
     assert metrics.reload_failures._value.get() == 1
     assert leftovers(versions.shm, os.getpid()) == []
-    # the next poll tries again, and this time the worker hands the version over
+    # the next poll tries again, and a new worker hands the version over
     assert watcher.poll()["outcome"] == "loaded"
     assert watcher.current.version == versions.numbers[3]
+    assert watcher.current.preparation.worker_pid not in (None, pid)
     watcher.stop()
     set_alias(versions.stack.tracking_uri, versions.name, versions.numbers[0])
 
@@ -283,15 +284,23 @@ def test_no_hand_over_possible_falls_back_to_the_serving_process_loudly(
 
 
 @on_the_stack
-def test_a_forkserver_worker_prepares_the_same_bytes(versions: Versions):
+def test_one_kept_worker_prepares_every_version_with_the_same_bytes(versions: Versions):
     from serving.preparation import Preparer
     from tasks.core import registry
 
     metrics = ServingMetrics()
-    preparer = Preparer(settings_for(versions, prepare_start_method="forkserver"), metrics)
-    first = preparer.prepare(versions.name, versions.numbers[1], "production")
-    second = preparer.prepare(versions.name, versions.numbers[2], "production")
+    preparer = Preparer(settings_for(versions), metrics)
+    try:
+        first = preparer.prepare(versions.name, versions.numbers[1], "production")
+        second = preparer.prepare(versions.name, versions.numbers[2], "production")
+        assert preparer.worker_pid is None  # between versions nothing is being prepared...
+        pid = first.preparation.worker_pid
+        assert pid is not None and _state(pid) != "Z"  # ...but the worker is kept, alive
+    finally:
+        preparer.close()
     assert first.preparation.where == second.preparation.where == "worker"
+    assert second.preparation.worker_pid == pid  # the same process prepared both
+    assert first.preparation.worker_cpu_seconds > 0 and second.preparation.worker_cpu_seconds > 0
     assert first.native is None  # the fast path serves: the registered model stayed there
     configure_mlflow(settings_for(versions))  # the in-process reference load's registry
     reference = load_version(
@@ -301,7 +310,44 @@ def test_a_forkserver_worker_prepares_the_same_bytes(versions: Versions):
     assert first.predict(records).tobytes() == reference.predict(records).tobytes()
     assert second.predict(records).tobytes() == reference.predict(records).tobytes()
     assert metrics.preparations.labels("worker")._value.get() == 2
+    samples = {s.name: s.value for s in metrics.preparation_cpu_seconds.collect()[0].samples}
+    assert samples["realtor_model_preparation_cpu_seconds_count"] == 2
+    _gone(pid)  # closing the preparer ends its worker
     assert leftovers(versions.shm, os.getpid()) == []
+
+
+@on_the_stack
+def test_a_worker_gone_between_versions_is_replaced_and_counted(versions: Versions):
+    from serving.preparation import Preparer
+
+    metrics = ServingMetrics()
+    preparer = Preparer(settings_for(versions), metrics)
+    try:
+        first = preparer.prepare(versions.name, versions.numbers[1], "production")
+        os.kill(first.preparation.worker_pid, signal.SIGKILL)  # say, the OOM killer
+        preparer._worker.process.join(30)  # gone for good (not merely a zombie leader)
+        second = preparer.prepare(versions.name, versions.numbers[2], "production")
+    finally:
+        preparer.close()
+    assert second.preparation.where == "worker"
+    assert second.preparation.worker_pid not in (None, first.preparation.worker_pid)
+    assert metrics.preparation_worker_failures.labels("died")._value.get() == 1
+    assert metrics.preparation_fallbacks._value.get() == 0
+
+
+@on_the_stack
+def test_the_worker_ends_itself_when_serving_is_gone(versions: Versions):
+    """Serving killed outright closes its end of the pipe: the worker leaves, nothing orphaned."""
+    from serving.preparation import Preparer
+
+    preparer = Preparer(settings_for(versions), ServingMetrics())
+    loaded = preparer.prepare(versions.name, versions.numbers[1], "production")
+    worker = preparer._worker
+    assert worker is not None and worker.pid == loaded.preparation.worker_pid
+    worker.connection.close()  # what the kernel does to every descriptor of a killed process
+    worker.process.join(30)
+    assert worker.process.exitcode == 0  # it left by itself, not killed
+    preparer.close()
 
 
 @on_the_stack
@@ -339,6 +385,19 @@ def _nice(pid: int) -> int:
 
 def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _gone(pid: int, seconds: float = 30.0) -> None:
+    """Wait until process ``pid`` has ended (gone, or a zombie its parent has not reaped)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if _state(pid) == "Z":
+                return
+        except FileNotFoundError:
+            return
+        assert time.monotonic() < deadline, f"process {pid} still running after {seconds:g} s"
+        time.sleep(0.05)
 
 
 def test_a_duty_cycled_worker_is_stopped_part_of_the_time_and_continued():
