@@ -28,7 +28,7 @@ from collections import defaultdict
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.engine import Engine
 
 from serving.errors import describe
@@ -123,19 +123,20 @@ def _claim(engine: Engine, key: str, ids: list[int]) -> None:
             raise ClaimContendedError(f"claimed {claimed} of {len(ids)} rows for {key}")
 
 
+def unfinished_claims() -> Select[tuple[str | None]]:
+    """Keys claimed whose object was never written (``ix_inference_log_unexported``)."""
+    return (
+        select(TABLE.c.export_key)
+        .where(TABLE.c.exported_at.is_(None), TABLE.c.export_key.is_not(None))
+        .distinct()
+    )
+
+
 def export_pending(engine: Engine, store: ObjectStore, max_rows: int) -> list[tuple[str, int]]:
     """Export every row not exported yet (claims left over first): (key, rows) written."""
     written: list[tuple[str, int]] = []
     with engine.connect() as connection:
-        leftover = (
-            connection.execute(
-                select(TABLE.c.export_key)
-                .where(TABLE.c.export_key.is_not(None), TABLE.c.exported_at.is_(None))
-                .distinct()
-            )
-            .scalars()
-            .all()
-        )
+        leftover = connection.execute(unfinished_claims()).scalars().all()
     for key in leftover:
         if rows := _write(engine, store, key):
             written.append((key, rows))

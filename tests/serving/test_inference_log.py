@@ -235,3 +235,26 @@ def test_the_export_runs_in_a_helper_process_that_a_death_does_not_stop(tmp_path
         sorted(r for t in exported for r in t["request_id"].to_pylist())
         == ["first"] * 3 + ["second"] * 2
     )
+
+
+def test_unfinished_claims_are_found_without_walking_the_exported_rows(tmp_path: Path):
+    """Migration 0007's index: each export run's first query reads only unexported rows."""
+    from serving.inference_export import unfinished_claims
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'l.db'}", 2.0)
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(InferenceLog.__table__), rows(6))
+    export_pending(engine, FileStore(tmp_path / "lake"), max_rows=2)  # three objects written
+    with engine.begin() as connection:
+        connection.execute(insert(InferenceLog.__table__), rows(1, "late"))
+    _claim(engine, "raw/inference/date=2026-11-28/log-000000000007.parquet", [7])  # never put
+    query = unfinished_claims().compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+        found = connection.execute(unfinished_claims()).scalars().all()
+    assert "USING COVERING INDEX ix_inference_log_unexported" in plan or (
+        "USING INDEX ix_inference_log_unexported" in plan
+    ), plan
+    assert found == ["raw/inference/date=2026-11-28/log-000000000007.parquet"]
+    engine.dispose()
