@@ -17,6 +17,10 @@ at once and, when the child ends, its wait status and peak RSS (``wait4``).
 It ends when its stdin reaches end of file (the process that started it is gone) or on SIGTERM,
 and stops the runs still going (SIGTERM to their process groups).
 
+The client's side is here too (:func:`start`, :class:`Readiness`, :func:`request_run`,
+:func:`read_status`), so that the local runtime (``realtor.local.launcher_client``) and the
+tests (``tests/support/launchers.py``) speak one protocol.
+
 What differs from a fresh interpreter: what ``STEP.preload()`` imports was imported once, before the
 run's environment was set, so a library that reads an environment variable at import time reads
 the launcher's (the Airflow process's environment; the tasks read their settings at run time).
@@ -35,10 +39,96 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
-from typing import Any
+import threading
+from typing import IO, Any
 
 HEADER = struct.Struct("!I")  # the request's length, sent with the two file descriptors
+
+
+# --- the client's side ---
+class LauncherError(RuntimeError):
+    """A launcher did not start, did not start a run, or ended during one."""
+
+
+def start(
+    python: str, module: str, socket_path: str, cwd: str, env: dict[str, str], log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """A launcher of ``module`` serving ``socket_path``; it imports meanwhile (:class:`Readiness`).
+
+    Its stdin is a pipe from this process: end of file (this process closed it, or ended) stops
+    it. Its own session, so that a signal to the caller's process group does not reach it.
+    """
+    return subprocess.Popen(
+        [python, os.path.abspath(__file__), "--socket", socket_path, module],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
+class Readiness:
+    """The launcher's first line, read on a thread of its own: ``ready`` once it has imported
+    its task's libraries (the caller goes on meanwhile, then :meth:`wait`)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._lines: list[bytes] = []
+        stdout = process.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(
+            target=lambda: self._lines.append(stdout.readline()), name="launcher-ready", daemon=True
+        )
+        self._reader.start()
+
+    def wait(self, timeout: float) -> bool:
+        """True once it said ``ready``; False if it ended, said something else, or is still
+        importing after ``timeout`` seconds."""
+        self._reader.join(timeout)
+        return bool(self._lines) and self._lines[0].strip() == b"ready"
+
+
+def request_run(
+    socket_path: str,
+    module: str,
+    args: list[str],
+    cwd: str,
+    env: dict[str, str],
+    streams: tuple[int, int],
+) -> tuple[socket.socket, IO[bytes], int]:
+    """Ask the launcher at ``socket_path`` for one run writing to ``streams`` (stdout, stderr
+    descriptors; the caller closes its copies): the connection, its answers, the run's pid."""
+    payload = json.dumps({"module": module, "args": args, "cwd": cwd, "env": env}).encode()
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(socket_path)
+        socket.send_fds(connection, [HEADER.pack(len(payload))], list(streams))
+        connection.sendall(payload)
+        answers = connection.makefile("rb")
+        first = json.loads(answers.readline() or b"{}")
+    except (OSError, ValueError) as exc:
+        connection.close()
+        raise LauncherError(str(exc)) from exc
+    if "pid" not in first:
+        connection.close()
+        raise LauncherError(first.get("error") or "no answer")
+    return connection, answers, int(first["pid"])
+
+
+def read_status(answers: IO[bytes]) -> tuple[int, int]:
+    """The run's exit code and peak RSS (KiB), once it ended (blocks; the connection's timeout
+    applies). LauncherError if the launcher ended first."""
+    line = answers.readline()
+    if not line:
+        raise LauncherError("the launcher ended during the run")
+    answer = json.loads(line)
+    return os.waitstatus_to_exitcode(answer["status"]), int(answer["maxrss_kib"])
+
+
+# --- the launcher's side ---
 
 
 def receive_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:

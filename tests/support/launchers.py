@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "dags" / "realtor" / "launcher.py"
@@ -48,7 +47,7 @@ def enabled() -> bool:
 
 
 def _protocol() -> ModuleType:
-    """``dags/realtor/launcher.py`` (standard library only), for its request header."""
+    """``dags/realtor/launcher.py`` (standard library only): the launcher and its client side."""
     spec = importlib.util.spec_from_file_location("realtor_launcher", LAUNCHER)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -56,7 +55,7 @@ def _protocol() -> ModuleType:
     return module
 
 
-HEADER = _protocol().HEADER
+protocol = _protocol()
 
 
 def shared_folder() -> Path:
@@ -72,7 +71,7 @@ def ensure(modules: Iterable[str]) -> Path:
     """Start the launchers of ``modules`` that are not running yet, all at once, and wait
     until each has imported its libraries; the socket folder."""
     folder = shared_folder()
-    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    started: list[tuple[str, subprocess.Popen[bytes], Any]] = []
     waiting: list[threading.Event] = []
     with _lock:
         for module in modules:
@@ -83,38 +82,23 @@ def ensure(modules: Iterable[str]) -> Path:
             socket_path = folder / f"{module}.socket"
             socket_path.unlink(missing_ok=True)
             with (folder / f"{module}.log").open("wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, str(LAUNCHER), "--socket", str(socket_path), module],
-                    cwd=REPO,
-                    env={**os.environ},
-                    stdin=subprocess.PIPE,  # closed when this process ends: the launcher ends
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    start_new_session=True,
-                )
+                process = protocol.start(
+                    sys.executable, module, str(socket_path), str(REPO), {**os.environ}, log
+                )  # its stdin closes when this process ends: the launcher ends
             _launchers[module] = process
             _ready[module] = threading.Event()
-            started.append((module, process))
-    for module, process in started:
+            started.append((module, process, protocol.Readiness(process)))
+    for module, process, readiness in started:
         try:
-            _wait_ready(folder, module, process)
+            if not readiness.wait(START_TIMEOUT):
+                process.kill()
+                log_text = (folder / f"{module}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the launcher of {module} did not start; its log:\n{log_text}")
         finally:
             _ready[module].set()
     for event in waiting:
         event.wait(START_TIMEOUT)
     return folder
-
-
-def _wait_ready(folder: Path, module: str, process: subprocess.Popen[bytes]) -> None:
-    assert process.stdout is not None
-    lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))  # type: ignore[union-attr]
-    reader.start()
-    reader.join(START_TIMEOUT)
-    if not lines or lines[0].strip() != b"ready":
-        process.kill()
-        log = (folder / f"{module}.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"the launcher of {module} did not start; its log:\n{log}")
 
 
 class ForkedProcess:
@@ -125,39 +109,36 @@ class ForkedProcess:
         folder = ensure([module])
         self.command = [module, *args]
         self.returncode: int | None = None
-        payload = json.dumps({"module": module, "args": args, "cwd": str(REPO), "env": env})
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by communicate)
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
-        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._connection.connect(str(folder / f"{module}.socket"))
-        socket.send_fds(
-            self._connection,
-            [HEADER.pack(len(payload.encode()))],
-            [self._out.fileno(), self._err.fileno()],
-        )
-        self._connection.sendall(payload.encode())
-        self._answers = self._connection.makefile("rb")
-        first = json.loads(self._answers.readline() or b"{}")
-        if "pid" not in first:
-            self._close()
-            raise RuntimeError(f"the launcher of {module} did not start the run: {first}")
-        self.pid: int = first["pid"]
+        try:
+            self._connection, self._answers, self.pid = protocol.request_run(
+                str(folder / f"{module}.socket"),
+                module,
+                args,
+                str(REPO),
+                env,
+                (self._out.fileno(), self._err.fileno()),
+            )
+        except protocol.LauncherError as exc:
+            self._out.close()
+            self._err.close()
+            raise RuntimeError(f"the launcher of {module} did not start the run: {exc}") from exc
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         """Wait for the run's end: its stdout and stderr. On timeout its process group is
         killed and :class:`subprocess.TimeoutExpired` raised."""
         self._connection.settimeout(timeout)
         try:
-            line = self._answers.readline()
+            self.returncode, _ = protocol.read_status(self._answers)
         except TimeoutError as exc:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
             self._close()
             raise subprocess.TimeoutExpired(self.command, timeout or 0) from exc
-        if not line:
+        except protocol.LauncherError as exc:
             self._close()
-            raise RuntimeError(f"the launcher of {self.command[0]} ended during the run")
-        self.returncode = os.waitstatus_to_exitcode(json.loads(line)["status"])
+            raise RuntimeError(f"the launcher of {self.command[0]}: {exc}") from exc
         streams = []
         for stream in (self._out, self._err):
             stream.seek(0)

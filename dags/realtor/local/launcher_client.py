@@ -3,10 +3,8 @@ tasks' interpreter, which imported the task's libraries once, and the runs it st
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -15,7 +13,8 @@ from typing import IO
 
 from airflow.sdk.exceptions import AirflowException
 
-LAUNCHER = Path(__file__).parents[1] / "launcher.py"
+from realtor import launcher
+
 #: seconds a launcher may take to import its task's libraries
 LAUNCHER_START_TIMEOUT = 300
 #: lines of a launcher's log quoted when it fails
@@ -79,29 +78,13 @@ class Launcher(_Endpoint):
         self.folder = Path(tempfile.mkdtemp(prefix="realtor-launcher-"))
         self.socket_path = self.folder / "socket"
         self.log_path = self.folder / "launcher.log"
-        command = [python, str(LAUNCHER), "--socket", str(self.socket_path), module]
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.PIPE,  # its end of file tells the launcher to stop
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-            )
-        assert self.process.stdout is not None
-        self._ready: list[bytes] = []
-        self._reader = threading.Thread(
-            target=lambda: self._ready.append(self.process.stdout.readline()),  # type: ignore[union-attr]
-            daemon=True,
-        )
-        self._reader.start()  # it imports meanwhile: wait_ready() before the first run
+            self.process = launcher.start(python, module, str(self.socket_path), cwd, env, log)
+        self._readiness = launcher.Readiness(self.process)  # wait_ready() before the first run
 
     def wait_ready(self) -> None:
         """Wait until the launcher has imported its task's libraries; fail loudly if it can't."""
-        self._reader.join(LAUNCHER_START_TIMEOUT)
-        if not self._ready or self._ready[0].strip() != b"ready":
+        if not self._readiness.wait(LAUNCHER_START_TIMEOUT):
             tail = self.log_tail()
             self._end()  # the log stays, for a look
             raise AirflowException(
@@ -135,41 +118,28 @@ class ForkedRun:
     """A task process forked by a :class:`Launcher`: pid, streams, exit code and peak RSS."""
 
     def __init__(
-        self, launcher: _Endpoint, module: str, arguments: list[str], cwd: str, env: dict[str, str]
+        self, launcher_: _Endpoint, module: str, arguments: list[str], cwd: str, env: dict[str, str]
     ) -> None:
-        from realtor.launcher import HEADER
-
-        self.launcher = launcher
+        self.launcher = launcher_
         self.returncode: int | None = None
         self._answer: tuple[int, int] | None = None
         self._answer_lock = threading.Lock()
-        payload = json.dumps({"module": module, "args": arguments, "cwd": cwd, "env": env})
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
-        self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.connection.connect(str(launcher.socket_path))
-            socket.send_fds(
-                self.connection, [HEADER.pack(len(payload.encode()))], [out_write, err_write]
+            self.connection, self.answers, self.pid = launcher.request_run(
+                str(launcher_.socket_path), module, arguments, cwd, env, (out_write, err_write)
             )
-            self.connection.sendall(payload.encode())
-            self.answers = self.connection.makefile("rb")
-            first = json.loads(self.answers.readline() or b"{}")
-        except (OSError, ValueError) as exc:
-            first = {"error": str(exc)}
+        except launcher.LauncherError as exc:
+            os.close(out_read)
+            os.close(err_read)
+            raise AirflowException(
+                f"the launcher of {module} did not start the run: {exc}; its log "
+                f"{launcher_.log_path}:\n{launcher_.log_tail()}"
+            ) from exc
         finally:
             os.close(out_write)
             os.close(err_write)
-        if "pid" not in first:
-            os.close(out_read)
-            os.close(err_read)
-            self.connection.close()
-            raise AirflowException(
-                f"the launcher of {module} did not start the run: "
-                f"{first.get('error') or 'no answer'}; its log {launcher.log_path}:\n"
-                f"{launcher.log_tail()}"
-            )
-        self.pid: int = first["pid"]
         self.stdout: IO[str] = open(out_read, encoding="utf-8", errors="replace")  # noqa: SIM115
         self.stderr: IO[str] = open(err_read, encoding="utf-8", errors="replace")  # noqa: SIM115
 
@@ -186,16 +156,16 @@ class ForkedRun:
 
     def _read_result(self, timeout: float | None) -> tuple[int, int]:
         self.connection.settimeout(timeout)
-        line = self.answers.readline()
-        self.connection.close()
-        if not line:
+        try:
+            self.returncode, maxrss_kib = launcher.read_status(self.answers)
+        except launcher.LauncherError as exc:
+            self.connection.close()
             raise AirflowException(
                 f"the launcher of {self.launcher.module} ended during the run (pid {self.pid}); "
                 f"its log {self.launcher.log_path}:\n{self.launcher.log_tail()}"
-            )
-        answer = json.loads(line)
-        self.returncode = os.waitstatus_to_exitcode(answer["status"])
-        return self.returncode, int(answer["maxrss_kib"])
+            ) from exc
+        self.connection.close()  # (a timeout leaves it open: the status may still come)
+        return self.returncode, maxrss_kib
 
     def wait(self) -> tuple[int, int]:
         """Exit code and peak RSS in KiB, as the launcher reaped them."""
