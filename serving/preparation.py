@@ -217,6 +217,12 @@ class Preparer:
         self._busy = False
         self._closed = False
         self._client: Any = None
+        if "SERVING_PREPARE_START_METHOD" in os.environ:  # a setting of before the kept worker
+            log.warning(
+                "settings.ignored",
+                name="SERVING_PREPARE_START_METHOD",
+                reason="no longer used: one worker is spawned for the first version and kept",
+            )
 
     @property
     def worker_pid(self) -> int | None:
