@@ -2,14 +2,14 @@
 
 :meth:`Preparer.prepare` is the one way serving gets a ready :class:`~serving.state.LoadedModel`
 of any version (the production alias's, or a shadow challenger's). It hands the version to **one
-kept worker process** (:class:`serving.processes.KeptProcess`): spawned when the first version
-is prepared, at niceness ``SERVING_PREPARE_NICE``, and kept for every later version. The worker
-does everything slow (:func:`serving.loader.load_version`: registry metadata, download,
-unpickle, compile the fast path, parity on the warm-up rows, the explainer), writes the result
-in its shared-memory form (:mod:`serving.prepared`), drops it, and waits for the next version.
-The serving process maps that file and unpickles its small in-band part (milliseconds:
-``preparation.handover_ms`` in ``/model``, ``realtor_model_handover_seconds``); it never holds
-the interpreter lock for the load itself.
+kept worker process** (:mod:`serving.processes`): spawned when the first version is prepared,
+at niceness ``SERVING_PREPARE_NICE``, and kept for every later version. The worker does
+everything slow (:func:`serving.loader.load_version`: registry metadata, download, unpickle,
+compile the fast path, parity on the warm-up rows, the explainer), writes the result in its shared-memory form
+(:mod:`serving.prepared`), drops it, and waits for the next version. The serving process maps
+that file and unpickles its small in-band part (milliseconds: ``preparation.handover_ms`` in
+``/model``, ``realtor_model_handover_seconds``); it never holds the interpreter lock for the
+load itself.
 
 Why one kept worker rather than a process per version: a new process pays, for every version,
 its imports' lazy remainder, a new MLflow client and the first-call costs of every library

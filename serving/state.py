@@ -27,8 +27,8 @@ class FastPathStatus:
 class PreparationStatus:
     """Where a version was loaded, compiled and checked, and what the serving process paid.
 
-    ``where`` is ``worker`` (the kept worker process prepared it; serving only mapped the shared
-    form and unpickled its small in-band part: ``handover_seconds``) or ``serving_process`` (today's
+    ``where`` is ``worker`` (the kept worker process prepared it; serving only mapped the shared form
+    and unpickled its small in-band part: ``handover_seconds``) or ``serving_process`` (today's
     path, in a thread of the serving process: loud unless it was asked for, ``reason`` says why).
     """
 
