@@ -19,8 +19,11 @@ run; its claimed rows are written again then, so nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -31,7 +34,7 @@ from sqlalchemy.engine import Engine
 from serving.errors import describe
 from serving.ledger_writer import make_engine
 from serving.metrics import ServingMetrics
-from serving.processes import HelperGoneError, KeptProcess, lower_priority, serve_requests
+from serving.processes import death, lower_priority, spawn
 from serving.settings import ServingSettings
 from tasks.core import lake
 from tasks.core.ledger import InferenceLog
@@ -167,19 +170,33 @@ def _serve(connection: Any, settings: ServingSettings) -> None:
     lower_priority(EXPORT_NICE)
     configure_logging(settings.log_format, settings.log_level)
     engine = make_engine(settings.ledger_url, settings.inference_log_db_timeout_seconds)
-    stores: list[ObjectStore] = []  # opened on the first request
-
-    def export(_: Any) -> tuple[Any, ...]:
+    store: ObjectStore | None = None
+    while True:
         try:
-            if not stores:
-                stores.append(open_store(settings.storage_url, settings))
-            return ("done", export_pending(engine, stores[0], settings.inference_export_max_rows))
+            connection.recv()
+        except (EOFError, OSError):  # serving closed its end, or is gone
+            break
+        try:
+            if store is None:
+                store = open_store(settings.storage_url, settings)
+            answer: tuple[Any, ...] = (
+                "done",
+                export_pending(engine, store, settings.inference_export_max_rows),
+            )
         except ClaimContendedError as exc:
-            return ("contended", str(exc))
+            answer = ("contended", str(exc))
         except Exception as exc:
-            return ("failed", describe(exc))
+            answer = ("failed", describe(exc))
+        try:
+            connection.send(answer)
+        except OSError:  # serving is gone; the rows it did not hear of are marked exported
+            break
+    engine.dispose()
+    os._exit(0)
 
-    serve_requests(connection, export)
+
+class _HelperError(RuntimeError):
+    """The helper process could not start, died, or hung: this run exported nothing."""
 
 
 class InferenceExporter:
@@ -197,7 +214,7 @@ class InferenceExporter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._ask_lock = threading.Lock()  # one run at a time through the one pipe
-        self._helper = KeptProcess(_serve, (settings,), "inference-export")
+        self._helper: tuple[Any, Any] | None = None  # (process, serving's end)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="inference-export", daemon=True)
@@ -209,15 +226,24 @@ class InferenceExporter:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        # a run still going after ``timeout`` is killed (its claim is written again next time)
-        self._helper.stop(kill=self._thread is not None and self._thread.is_alive())
+        if self._ask_lock.acquire(timeout=timeout):
+            try:
+                self._drop_helper(kill=False)
+            finally:
+                self._ask_lock.release()
+        elif (helper := self._helper) is not None:  # a run still going: its claim is redone
+            with contextlib.suppress(ProcessLookupError, ValueError, AttributeError):
+                helper[0].kill()
 
     def export_now(self) -> list[tuple[str, int]]:
         """One export run (the helper's), waited for; errors are counted and said."""
         writer = self._writer
         if writer.engine is None or not writer.migrated:
             return []
-        answer = self._ask()
+        try:
+            answer = self._ask()
+        except _HelperError as exc:
+            answer = ("failed", str(exc))
         if answer[0] == "contended":
             log.info("inference_export.contended", detail=answer[1])
             return []
@@ -252,28 +278,61 @@ class InferenceExporter:
 
     # --- the helper process ---
     def _ask(self) -> tuple[Any, ...]:
-        """The helper's answer to one export run; a helper that cannot start, dies or hangs is
-        a failed run (its rows stay in the ledger for the next one, with a new helper)."""
         with self._ask_lock:
-            before = self._helper.pid
+            process, connection = self._live_helper()
             try:
-                gone = self._helper.ensure()
-            except Exception as exc:
-                return ("failed", f"no export process could start: {describe(exc)}")
-            if gone is not None:
-                log.warning(
-                    "inference_export.process_gone",
-                    how=gone,
-                    consequence="a new export process is started for this run",
-                )
-            if self._helper.pid != before:
-                log.info("inference_export.process_started", pid=self._helper.pid)
-            try:
-                answer: tuple[Any, ...] = self._helper.ask("export", EXPORT_TIMEOUT_SECONDS)
-            except HelperGoneError as exc:
-                return (
-                    "failed",
-                    f"the export process ended or hung ({exc.how}); its rows stay in the ledger "
-                    "and are exported by a new one on the next run",
-                )
-            return answer
+                connection.send("export")
+                deadline = time.monotonic() + EXPORT_TIMEOUT_SECONDS
+                while not connection.poll(0.5):
+                    if not process.is_alive():
+                        raise _HelperError(
+                            f"the export process died ({death(process.exitcode)}); its rows "
+                            "stay in the ledger and are exported by a new one on the next run"
+                        )
+                    if time.monotonic() > deadline:
+                        raise _HelperError(
+                            f"an export run took over {EXPORT_TIMEOUT_SECONDS:g} s: its process "
+                            "is killed; the rows stay in the ledger for the next run"
+                        )
+                answer: tuple[Any, ...] = connection.recv()
+                return answer
+            except (_HelperError, EOFError, OSError) as exc:
+                self._drop_helper(kill=True)
+                if isinstance(exc, _HelperError):
+                    raise
+                raise _HelperError(f"the export process went away: {describe(exc)}") from exc
+
+    def _live_helper(self) -> tuple[Any, Any]:
+        if self._helper is not None and self._helper[0].is_alive():
+            return self._helper
+        if self._helper is not None:
+            gone = self._helper[0]
+            log.warning(
+                "inference_export.process_gone",
+                pid=gone.pid,
+                how=death(gone.exitcode),
+                consequence="a new export process is started for this run",
+            )
+        self._drop_helper(kill=True)
+        try:
+            self._helper = spawn(_serve, (self.settings,), "inference-export")
+        except Exception as exc:
+            raise _HelperError(f"no export process could start: {describe(exc)}") from exc
+        log.info("inference_export.process_started", pid=self._helper[0].pid)
+        return self._helper
+
+    def _drop_helper(self, *, kill: bool) -> None:
+        """Forget the helper: closing serving's end lets an idle one leave by itself."""
+        if self._helper is None:
+            return
+        process, connection = self._helper
+        self._helper = None
+        with contextlib.suppress(OSError):
+            connection.close()
+        if kill:
+            with contextlib.suppress(ProcessLookupError, ValueError, AttributeError):
+                process.kill()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join(5)

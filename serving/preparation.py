@@ -52,9 +52,10 @@ import contextlib
 import gc
 import os
 import signal
+import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,7 @@ from serving.errors import describe
 from serving.loader import configure_mlflow, load_version
 from serving.metrics import ServingMetrics
 from serving.prepared import map_prepared, new_path, shared_dir, write_prepared
-from serving.processes import (
-    HelperGoneError,
-    KeptProcess,
-    cpu_seconds,
-    lower_priority,
-    serve_requests,
-)
+from serving.processes import cpu_seconds, death, lower_priority, spawn
 from serving.settings import ServingSettings
 from serving.state import LoadedModel, PreparationStatus
 from tasks.core import registry as model_registry
@@ -97,15 +92,21 @@ def _serve(connection: Any, settings: ServingSettings) -> None:
     lower_priority(settings.prepare_nice)
     configure_logging(settings.log_format, settings.log_level)
     configure_mlflow(settings)
-    clients: list[Any] = []  # one MLflow client, made on the first request
-
-    def prepare(request: tuple[str, str, str, str]) -> tuple[Any, ...]:
-        if not clients:
-            clients.append(model_registry.client(settings.mlflow_tracking_uri))
-        name, version, alias, path = request
-        return _prepare_one(clients[0], parent, name, version, alias, Path(path))
-
-    serve_requests(connection, prepare)
+    client: Any = None
+    while True:
+        try:
+            name, version, alias, path = connection.recv()
+        except (EOFError, OSError):  # serving closed its end, or is gone
+            break
+        if client is None:
+            client = model_registry.client(settings.mlflow_tracking_uri)
+        answer = _prepare_one(client, parent, name, version, alias, Path(path))
+        connection.send(answer)
+        del answer
+        gc.collect()  # the version's objects are gone before the next one is loaded
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(0)  # skip tearing down the interpreter (its hundreds of MB of objects)
 
 
 def _prepare_one(
@@ -183,6 +184,27 @@ def _map_frozen(path: Path, manifest: Any) -> LoadedModel:
             gc.enable()
 
 
+@dataclass
+class _Worker:
+    """The kept worker process and serving's end of its pipe."""
+
+    process: Any
+    connection: Any
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    def stop(self) -> None:
+        """Kill it (whatever it is doing) and close serving's end; reaped on a thread."""
+        with contextlib.suppress(OSError, ValueError):
+            self.connection.close()
+        with contextlib.suppress(ProcessLookupError, AttributeError, ValueError):
+            self.process.kill()
+        process = self.process
+        threading.Thread(target=process.join, args=(10,), name="reap-prepare", daemon=True).start()
+
+
 class Preparer:
     """Prepares versions in one kept worker process (one at a time), else in the serving process."""
 
@@ -191,7 +213,7 @@ class Preparer:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()  # the watcher's poll and a challenger's load
-        self._worker = KeptProcess(_serve, (settings,), "prepare-worker")
+        self._worker: _Worker | None = None
         self._busy = False
         self._closed = False
         self._client: Any = None
@@ -206,7 +228,7 @@ class Preparer:
     def worker_pid(self) -> int | None:
         """The worker's process id while it prepares a version (None between versions)."""
         with self._lock:
-            return self._worker.pid if self._busy else None
+            return self._worker.pid if self._worker is not None and self._busy else None
 
     def prepare(self, name: str, version: str, alias: str) -> LoadedModel:
         """``models:/<name>/<version>`` ready to answer, with ``preparation`` saying where.
@@ -236,7 +258,9 @@ class Preparer:
         :meth:`prepare`)."""
         with self._lock:
             self._closed = True
-        self._worker.stop(kill=True)
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
 
     # --- the two ways ---
     def _in_serving_process(self, name: str, version: str, alias: str, reason: str) -> LoadedModel:
@@ -255,22 +279,27 @@ class Preparer:
         self.metrics.preparations.labels("serving_process").inc()
         return replace(loaded, preparation=PreparationStatus("serving_process", reason))
 
-    def _start_worker(self) -> None:
-        """The kept worker running: started if there is none (or the last one died idle)."""
-        before = self._worker.pid
-        try:
-            gone = self._worker.ensure()
-        except Exception as exc:
-            raise _NoWorkerError(f"no preparation worker could start: {describe(exc)}") from exc
-        if gone is not None:
+    def _kept_worker(self) -> _Worker:
+        """The kept worker, started if there is none (or the last one died while idle)."""
+        worker = self._worker
+        if worker is not None and worker.process.is_alive():
+            return worker
+        if worker is not None:
             log.warning(
                 "model.preparation_worker_gone",
-                how=gone,
+                pid=worker.pid,
+                how=death(worker.process.exitcode),
                 consequence="a new worker is started for this version",
             )
             self.metrics.preparation_worker_failures.labels("died").inc()
-        if self._worker.pid != before:
-            log.info("model.preparation_worker_started", pid=self._worker.pid)
+            worker.stop()
+        try:
+            process, ours = spawn(_serve, (self.settings,), "prepare-worker")
+        except Exception as exc:
+            raise _NoWorkerError(f"no preparation worker could start: {describe(exc)}") from exc
+        self._worker = _Worker(process, ours)
+        log.info("model.preparation_worker_started", pid=process.pid)
+        return self._worker
 
     def _in_worker(self, name: str, version: str, alias: str) -> LoadedModel:
         started = time.perf_counter()
@@ -278,11 +307,10 @@ class Preparer:
         with self._lock:
             if self._closed:
                 raise PreparationError("the service is stopping: no new version is prepared")
-            self._start_worker()
+            worker = self._kept_worker()
             self._busy = True
-        pid = self._worker.pid
         try:
-            message = self._ask((name, version, alias, str(path)), version)
+            message = self._ask(worker, (name, version, alias, str(path)), version)
             if message[0] == "failed":
                 _, stage, detail = message
                 if stage == "share":
@@ -312,34 +340,54 @@ class Preparer:
             shared_bytes=manifest.shared_bytes,
             inband_bytes=manifest.inband[1],
             worker_cpu_seconds=worker_cpu,
-            worker_pid=pid,
+            worker_pid=worker.pid,
         )
         return replace(loaded, preparation=status, load_seconds=time.perf_counter() - started)
 
-    def _ask(self, request: tuple[str, ...], version: str) -> tuple[Any, ...]:
+    def _ask(self, worker: _Worker, request: tuple[str, ...], version: str) -> tuple[Any, ...]:
         """The worker's answer to ``request``; PreparationError if it dies or outlives the
         timeout (it is then killed and forgotten: the next version gets a new one).
 
         With ``SERVING_PREPARE_DUTY_CYCLE`` below 1 the worker runs that share of each 100 ms
         period and is stopped for the rest (:class:`DutyCycle`).
         """
-        duty = DutyCycle(self._worker.pid, self.settings.prepare_duty_cycle)
-        timeout = self.settings.prepare_timeout_seconds
+        deadline = time.monotonic() + self.settings.prepare_timeout_seconds
+        duty = DutyCycle(worker.pid, self.settings.prepare_duty_cycle)
         try:
-            answer: tuple[Any, ...] = self._worker.ask(
-                request, timeout, step=duty.run_seconds, between=duty.pause
-            )
-            return answer
-        except HelperGoneError as exc:
-            self.metrics.preparation_worker_failures.labels(exc.reason).inc()
-            if exc.reason == "died":
-                raise PreparationError(
-                    f"the preparation worker of v{version} died ({exc.how}) before handing the "
-                    "version over; the served version is kept and this one is tried again later"
-                ) from exc
-            raise PreparationError(
-                f"the preparation worker of v{version} was still busy after {timeout:g}s "
-                "(SERVING_PREPARE_TIMEOUT_SECONDS): killed; the served version is kept"
-            ) from exc
+            with contextlib.suppress(OSError):  # it died: found below, as any death
+                worker.connection.send(request)
+            return self._poll(worker, version, deadline, duty)
+        except PreparationError:
+            with self._lock:
+                if self._worker is worker:
+                    self._worker = None
+            worker.stop()
+            raise
         finally:
             duty.release()
+
+    def _poll(
+        self, worker: _Worker, version: str, deadline: float, duty: DutyCycle
+    ) -> tuple[Any, ...]:
+        process, receiver = worker.process, worker.connection
+        while True:
+            try:
+                if receiver.poll(duty.run_seconds):
+                    return receiver.recv()
+                duty.pause()
+            except (EOFError, OSError):  # its end closed without a message: it died (below)
+                time.sleep(0.05)
+            if not process.is_alive():
+                self.metrics.preparation_worker_failures.labels("died").inc()
+                raise PreparationError(
+                    f"the preparation worker of v{version} died ({death(process.exitcode)}) "
+                    "before handing the version over; the served version is kept and this one "
+                    "is tried again later"
+                )
+            if time.monotonic() > deadline:
+                self.metrics.preparation_worker_failures.labels("timeout").inc()
+                raise PreparationError(
+                    f"the preparation worker of v{version} was still busy after "
+                    f"{self.settings.prepare_timeout_seconds:g}s (SERVING_PREPARE_TIMEOUT_SECONDS)"
+                    ": killed; the served version is kept"
+                )

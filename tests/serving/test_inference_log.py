@@ -214,16 +214,16 @@ def test_the_export_runs_in_a_helper_process_that_a_death_does_not_stop(tmp_path
         writer.offer(rows(3, "first"))
         wait_for(lambda: writer.written == 3)
         assert [count for _, count in exporter.export_now()] == [3]
-        helper = exporter._helper.process
+        helper = exporter._helper[0]
         assert helper.pid != os.getpid() and helper.is_alive()
         os.kill(helper.pid, signal.SIGKILL)  # say, the OOM killer, between two runs
         helper.join(30)
         writer.offer(rows(2, "second"))
         wait_for(lambda: writer.written == 5)
         assert [count for _, count in exporter.export_now()] == [2]  # a new helper ran it
-        assert exporter._helper.pid != helper.pid
+        assert exporter._helper[0].pid != helper.pid
         assert exporter.exported == 5 and exporter.last_error is None
-        replacement = exporter._helper.process
+        replacement = exporter._helper[0]
     finally:
         writer.stop()
         exporter.stop()

@@ -135,16 +135,6 @@ def settings_for(versions: Versions, **extra) -> ServingSettings:
     )
 
 
-@pytest.fixture
-def preparer(versions: Versions) -> Iterator:
-    """A preparer on this module's versions, with metrics of its own; closed after the test."""
-    from serving.preparation import Preparer
-
-    made = Preparer(settings_for(versions), ServingMetrics())
-    yield made
-    made.close()
-
-
 @pytest.fixture(scope="module")
 def services(versions: Versions) -> Iterator[tuple[ServingProcess, ServingProcess]]:
     """The same model served twice: prepared in a worker, and in the serving process."""
@@ -251,10 +241,11 @@ def test_a_worker_killed_mid_preparation_keeps_the_previous_version(versions: Ve
 
 
 @on_the_stack
-def test_a_version_that_fails_in_the_worker_is_not_loaded_in_process(versions: Versions, preparer):
-    from serving.preparation import PreparationError
+def test_a_version_that_fails_in_the_worker_is_not_loaded_in_process(versions: Versions):
+    from serving.preparation import PreparationError, Preparer
 
-    metrics = preparer.metrics
+    metrics = ServingMetrics()
+    preparer = Preparer(settings_for(versions), metrics)
     with pytest.raises(PreparationError, match="999") as raised:
         preparer.prepare(versions.name, "999", "production")
     print(f"\nthe worker's error: {raised.value}")
@@ -293,16 +284,20 @@ def test_no_hand_over_possible_falls_back_to_the_serving_process_loudly(
 
 
 @on_the_stack
-def test_one_kept_worker_prepares_every_version_with_the_same_bytes(versions: Versions, preparer):
+def test_one_kept_worker_prepares_every_version_with_the_same_bytes(versions: Versions):
+    from serving.preparation import Preparer
     from tasks.core import registry
 
-    metrics = preparer.metrics
-    first = preparer.prepare(versions.name, versions.numbers[1], "production")
-    second = preparer.prepare(versions.name, versions.numbers[2], "production")
-    assert preparer.worker_pid is None  # between versions nothing is being prepared...
-    pid = first.preparation.worker_pid
-    assert pid is not None and _state(pid) != "Z"  # ...but the worker is kept, alive
-    preparer.close()
+    metrics = ServingMetrics()
+    preparer = Preparer(settings_for(versions), metrics)
+    try:
+        first = preparer.prepare(versions.name, versions.numbers[1], "production")
+        second = preparer.prepare(versions.name, versions.numbers[2], "production")
+        assert preparer.worker_pid is None  # between versions nothing is being prepared...
+        pid = first.preparation.worker_pid
+        assert pid is not None and _state(pid) != "Z"  # ...but the worker is kept, alive
+    finally:
+        preparer.close()
     assert first.preparation.where == second.preparation.where == "worker"
     assert second.preparation.worker_pid == pid  # the same process prepared both
     assert first.preparation.worker_cpu_seconds > 0 and second.preparation.worker_cpu_seconds > 0
@@ -322,12 +317,18 @@ def test_one_kept_worker_prepares_every_version_with_the_same_bytes(versions: Ve
 
 
 @on_the_stack
-def test_a_worker_gone_between_versions_is_replaced_and_counted(versions: Versions, preparer):
-    metrics = preparer.metrics
-    first = preparer.prepare(versions.name, versions.numbers[1], "production")
-    os.kill(first.preparation.worker_pid, signal.SIGKILL)  # say, the OOM killer
-    preparer._worker.process.join(30)  # gone for good (not merely a zombie leader)
-    second = preparer.prepare(versions.name, versions.numbers[2], "production")
+def test_a_worker_gone_between_versions_is_replaced_and_counted(versions: Versions):
+    from serving.preparation import Preparer
+
+    metrics = ServingMetrics()
+    preparer = Preparer(settings_for(versions), metrics)
+    try:
+        first = preparer.prepare(versions.name, versions.numbers[1], "production")
+        os.kill(first.preparation.worker_pid, signal.SIGKILL)  # say, the OOM killer
+        preparer._worker.process.join(30)  # gone for good (not merely a zombie leader)
+        second = preparer.prepare(versions.name, versions.numbers[2], "production")
+    finally:
+        preparer.close()
     assert second.preparation.where == "worker"
     assert second.preparation.worker_pid not in (None, first.preparation.worker_pid)
     assert metrics.preparation_worker_failures.labels("died")._value.get() == 1
@@ -335,14 +336,18 @@ def test_a_worker_gone_between_versions_is_replaced_and_counted(versions: Versio
 
 
 @on_the_stack
-def test_the_worker_ends_itself_when_serving_is_gone(versions: Versions, preparer):
+def test_the_worker_ends_itself_when_serving_is_gone(versions: Versions):
     """Serving killed outright closes its end of the pipe: the worker leaves, nothing orphaned."""
+    from serving.preparation import Preparer
+
+    preparer = Preparer(settings_for(versions), ServingMetrics())
     loaded = preparer.prepare(versions.name, versions.numbers[1], "production")
     worker = preparer._worker
     assert worker is not None and worker.pid == loaded.preparation.worker_pid
     worker.connection.close()  # what the kernel does to every descriptor of a killed process
     worker.process.join(30)
     assert worker.process.exitcode == 0  # it left by itself, not killed
+    preparer.close()
 
 
 @on_the_stack

@@ -13,7 +13,7 @@ from typing import IO
 
 from airflow.sdk.exceptions import AirflowException
 
-from realtor import launcher as protocol
+from realtor import launcher
 
 #: seconds a launcher may take to import its task's libraries
 LAUNCHER_START_TIMEOUT = 300
@@ -79,8 +79,8 @@ class Launcher(_Endpoint):
         self.socket_path = self.folder / "socket"
         self.log_path = self.folder / "launcher.log"
         with self.log_path.open("wb") as log:
-            self.process = protocol.start(python, module, str(self.socket_path), cwd, env, log)
-        self._readiness = protocol.Readiness(self.process)  # wait_ready() before the first run
+            self.process = launcher.start(python, module, str(self.socket_path), cwd, env, log)
+        self._readiness = launcher.Readiness(self.process)  # wait_ready() before the first run
 
     def wait_ready(self) -> None:
         """Wait until the launcher has imported its task's libraries; fail loudly if it can't."""
@@ -118,24 +118,24 @@ class ForkedRun:
     """A task process forked by a :class:`Launcher`: pid, streams, exit code and peak RSS."""
 
     def __init__(
-        self, launcher: _Endpoint, module: str, arguments: list[str], cwd: str, env: dict[str, str]
+        self, launcher_: _Endpoint, module: str, arguments: list[str], cwd: str, env: dict[str, str]
     ) -> None:
-        self.launcher = launcher
+        self.launcher = launcher_
         self.returncode: int | None = None
         self._answer: tuple[int, int] | None = None
         self._answer_lock = threading.Lock()
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
-            self.connection, self.answers, self.pid = protocol.request_run(
-                str(launcher.socket_path), module, arguments, cwd, env, (out_write, err_write)
+            self.connection, self.answers, self.pid = launcher.request_run(
+                str(launcher_.socket_path), module, arguments, cwd, env, (out_write, err_write)
             )
-        except protocol.LauncherError as exc:
+        except launcher.LauncherError as exc:
             os.close(out_read)
             os.close(err_read)
             raise AirflowException(
                 f"the launcher of {module} did not start the run: {exc}; its log "
-                f"{launcher.log_path}:\n{launcher.log_tail()}"
+                f"{launcher_.log_path}:\n{launcher_.log_tail()}"
             ) from exc
         finally:
             os.close(out_write)
@@ -157,8 +157,8 @@ class ForkedRun:
     def _read_result(self, timeout: float | None) -> tuple[int, int]:
         self.connection.settimeout(timeout)
         try:
-            self.returncode, maxrss_kib = protocol.read_status(self.answers)
-        except protocol.LauncherError as exc:
+            self.returncode, maxrss_kib = launcher.read_status(self.answers)
+        except launcher.LauncherError as exc:
             self.connection.close()
             raise AirflowException(
                 f"the launcher of {self.launcher.module} ended during the run (pid {self.pid}); "
